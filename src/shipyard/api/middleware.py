@@ -1,0 +1,124 @@
+"""One pure-ASGI middleware for what every request needs: request id, body limit, rate-limit
+headers, metrics and the audit row. Pure ASGI (not BaseHTTPMiddleware) keeps the hot path cheap
+and leaves streaming responses alone."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipyard.audit import service as audit_service
+from shipyard.errors import PayloadTooLarge
+from shipyard.metrics.prometheus import observe
+
+log = logging.getLogger("shipyard.api")
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _SAFE_REQUEST_ID.match(text) else None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        state["request_id"] = request_id
+        status_holder = [500]
+        limit = self.max_body_bytes
+
+        length = _content_length(scope)
+        if length is not None and length > limit:
+            state["body_too_large"] = True
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if state.get("body_too_large"):
+                raise _too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                verdict = state.get("ratelimit")
+                if verdict is not None and not any(
+                    h[0].lower() == b"x-ratelimit-limit" for h in headers
+                ):
+                    headers.extend(
+                        (k.lower().encode(), v.encode()) for k, v in verdict.headers().items()
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            observe(scope["method"], template, status_holder[0], time.perf_counter() - started)
+            principal = state.get("principal")
+            if principal is not None and scope["method"] in MUTATING:
+                await self._audit(scope, principal, template, status_holder[0], request_id)
+
+    async def _audit(
+        self, scope: Scope, principal: Any, route: str, status: int, request_id: str
+    ) -> None:
+        ctx = scope["app"].state.ctx
+        client = scope.get("client")
+        try:
+            async with ctx.database.transaction() as session:
+                await audit_service.record_request(
+                    session,
+                    principal,
+                    method=scope["method"],
+                    route=route,
+                    path=scope["path"],
+                    status_code=status,
+                    request_id=request_id,
+                    client_ip=client[0] if client else None,
+                )
+        except Exception:  # the response is already sent; the operator must hear of a lost row
+            log.exception("could not record the audit row for request %s", request_id)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than {limit} bytes; send less or raise SHIPYARD_MAX_BODY_BYTES"
+    )

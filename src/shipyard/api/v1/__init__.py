@@ -1,0 +1,1 @@
+"""The canonical HTTP API under /api/v1 (the Rustploy wire contract)."""

@@ -1,0 +1,274 @@
+"""Wire shapes of /api/v1, as the Rustploy contract defines them (plus optional extras)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Request(BaseModel):
+    """Request bodies reject unknown fields, so a typo is an error instead of silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthResponse(BaseModel):
+    status: str = "ok"
+    version: str
+
+
+class ApiErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ApiError(BaseModel):
+    code: str
+    message: str
+    details: list[ApiErrorDetail]
+
+
+class ApiErrorResponse(BaseModel):
+    error: ApiError
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class AuthLoginRequest(Request):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class AuthSessionResponse(BaseModel):
+    user_id: str
+    email: str
+    role: str
+    session_expires_at_unix_ms: int = Field(
+        description="When the session ends; for a token without expiry, 0."
+    )
+
+
+class PasswordResetRequest(Request):
+    email: str = Field(max_length=320)
+
+
+class PasswordResetRequestedResponse(BaseModel):
+    accepted: bool
+    reset_token: str = Field(
+        description="Always empty: the token is mailed to the account (or, without SMTP, written "
+        "to the server log), never returned to the caller."
+    )
+    expires_at_unix_ms: int
+
+
+class PasswordResetConfirmRequest(Request):
+    reset_token: str = Field(max_length=256)
+    new_password: str = Field(max_length=1024)
+
+
+class PasswordResetConfirmedResponse(BaseModel):
+    accepted: bool
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+class CreateUserRequest(Request):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    role: Literal["admin", "member"] = "member"
+
+
+class UserSummary(BaseModel):
+    id: str
+    email: str
+    role: str
+    created_at_unix_ms: int
+    last_login_at_unix_ms: int | None = None
+
+
+class UserListResponse(BaseModel):
+    items: list[UserSummary]
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+class CreateTokenRequest(Request):
+    name: str = Field(max_length=128)
+    scopes: list[str] = Field(max_length=3)
+    expires_in_seconds: int | None = None
+    kind: Literal["personal", "service"] = "personal"
+    app_id: str | None = Field(default=None, description="Bind the token to one app.")
+
+
+class TokenSummary(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at_unix_ms: int
+    expires_at_unix_ms: int | None = None
+    revoked_at_unix_ms: int | None = None
+    last_used_at_unix_ms: int | None = None
+    kind: str
+    prefix: str
+    app_id: str | None = None
+
+
+class TokenListResponse(BaseModel):
+    items: list[TokenSummary]
+
+
+class CreateTokenResponse(BaseModel):
+    token: str
+    summary: TokenSummary
+
+
+# --- apps ---------------------------------------------------------------------------------
+
+
+class RepositoryRef(Request):
+    provider: str = Field(default="git", max_length=32, examples=["github"])
+    owner: str = Field(default="", max_length=255)
+    name: str = Field(default="", max_length=255)
+    clone_url: str | None = Field(default=None, max_length=2048)
+    default_branch: str | None = Field(default=None, max_length=255)
+
+
+class SourceRef(Request):
+    branch: str | None = Field(default=None, max_length=255)
+    commit_sha: str | None = Field(default=None, max_length=64)
+
+
+class RuntimeConfig(Request):
+    port: int | None = Field(default=None, ge=1, le=65535)
+    healthcheck_path: str | None = Field(default=None, max_length=512)
+
+
+class DependencyProfile(Request):
+    postgres: bool | None = None
+    redis: bool | None = None
+
+
+BuildMode = Literal["auto", "dockerfile", "compose"]
+
+
+class AppSettingsFields(Request):
+    server_id: str | None = None
+    repository: RepositoryRef | None = None
+    source: SourceRef | None = None
+    image_ref: str | None = Field(default=None, max_length=512)
+    compose_file: str | None = Field(default=None, max_length=512)
+    build_mode: BuildMode | None = None
+    runtime: RuntimeConfig | None = None
+    dependency_profile: DependencyProfile | None = None
+
+
+class CreateAppRequest(AppSettingsFields):
+    name: str = Field(max_length=63)
+
+
+class UpdateAppRequest(AppSettingsFields):
+    name: str | None = Field(default=None, max_length=63)
+
+
+class App(BaseModel):
+    id: str
+    name: str
+    created_at_unix_ms: int
+    updated_at_unix_ms: int
+    owner_id: str | None = None
+    server_id: str | None = None
+    source_type: str | None = None
+    repository: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    image_ref: str | None = None
+    compose_file: str | None = None
+    build_mode: str | None = None
+    runtime: dict[str, Any] | None = None
+
+
+class AppListResponse(BaseModel):
+    items: list[App]
+
+
+class DetectionResult(BaseModel):
+    framework: str
+    package_manager: str
+    lockfile: str | None = None
+    build_profile: str
+    dockerfile_present: bool
+
+
+class EffectiveAppConfigResponse(BaseModel):
+    app_id: str
+    repository: dict[str, Any]
+    source: dict[str, Any]
+    build_mode: BuildMode
+    detection: DetectionResult
+    compose: dict[str, Any] | None = None
+    dependency_profile: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+
+
+# --- env ----------------------------------------------------------------------------------
+
+
+class EnvVarItem(Request):
+    key: str
+    value: str
+
+
+class UpsertAppEnvVarRequest(Request):
+    """Either one variable (``key`` and ``value``) or several at once (``items``), atomically."""
+
+    key: str | None = None
+    value: str | None = None
+    items: list[EnvVarItem] | None = None
+
+    @model_validator(mode="after")
+    def one_form(self) -> UpsertAppEnvVarRequest:
+        single = self.key is not None or self.value is not None
+        if single and self.items is not None:
+            raise ValueError("send either key and value, or items, not both")
+        if self.items is None and (self.key is None or self.value is None):
+            raise ValueError("send key and value (one variable) or items (several)")
+        return self
+
+
+class AppEnvVarSummary(BaseModel):
+    app_id: str
+    key: str
+    value: str
+    updated_at_unix_ms: int
+    masked: bool
+
+
+class AppEnvVarListResponse(BaseModel):
+    items: list[AppEnvVarSummary]
+
+
+# --- domains ------------------------------------------------------------------------------
+
+
+class CreateDomainRequest(Request):
+    domain: str = Field(max_length=300)
+    tls_mode: Literal["managed", "custom"] | None = None
+    cert_path: str | None = Field(default=None, max_length=1024)
+    key_path: str | None = Field(default=None, max_length=1024)
+
+
+class DomainSummary(BaseModel):
+    id: str
+    app_id: str
+    domain: str
+    tls_mode: str
+    cert_path: str | None = None
+    key_path: str | None = None
+    created_at_unix_ms: int
+
+
+class DomainListResponse(BaseModel):
+    items: list[DomainSummary]

@@ -1,0 +1,1 @@
+"""Apps: long-running deployable things and their source settings."""

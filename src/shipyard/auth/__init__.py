@@ -1,0 +1,1 @@
+"""Authentication: passwords, login sessions, bearer tokens, password reset, bootstrap."""

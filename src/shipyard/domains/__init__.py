@@ -1,0 +1,1 @@
+"""Hostnames routed to apps."""

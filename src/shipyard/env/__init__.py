@@ -1,0 +1,1 @@
+"""App environment variables, encrypted at rest."""

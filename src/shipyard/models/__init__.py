@@ -1,0 +1,19 @@
+"""ORM classes, one module per aggregate. Importing this package registers every table."""
+
+from shipyard.models.apps import App, AppEnvVar, Domain
+from shipyard.models.audit import AuditEvent
+from shipyard.models.servers import Server
+from shipyard.models.tokens import ApiToken
+from shipyard.models.users import LoginSession, PasswordReset, User
+
+__all__ = [
+    "ApiToken",
+    "App",
+    "AppEnvVar",
+    "AuditEvent",
+    "Domain",
+    "LoginSession",
+    "PasswordReset",
+    "Server",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Rate limits per client and route group, on the ``limits`` library."""

@@ -1,0 +1,68 @@
+"""Secret encryption with a key file kept outside the database.
+
+The key file holds one Fernet key per line; the first encrypts, all of them decrypt, so a key can
+be rotated (``shipyard secrets rotate-key``) without losing what older keys encrypted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from shipyard.errors import ShipyardError
+
+
+class SecretKeyError(ShipyardError):
+    """The key file is missing, unreadable or cannot decrypt a stored secret."""
+
+
+class Keyring:
+    """Encrypts and decrypts secret values with the keys in one key file."""
+
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise SecretKeyError("the secret key file holds no key")
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self.keys = keys
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Keyring:
+        """Read the key file, creating it (mode 0600) with a fresh key on first start."""
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key() + b"\n")
+        lines = [ln.strip() for ln in path.read_bytes().splitlines() if ln.strip()]
+        try:
+            return cls(lines)
+        except ValueError as exc:
+            raise SecretKeyError(f"the secret key file {path} is not valid: {exc}") from exc
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretKeyError(
+                "a stored secret cannot be decrypted with the keys in the key file; "
+                "restore the key file that encrypted it"
+            ) from exc
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt with the primary key."""
+        return self._fernet.rotate(ciphertext.encode()).decode()
+
+
+def add_primary_key(path: Path) -> None:
+    """Prepend a new primary key to the key file, keeping the old ones for decryption."""
+    old = path.read_bytes() if path.exists() else b""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(Fernet.generate_key() + b"\n" + old)
+    tmp.replace(path)

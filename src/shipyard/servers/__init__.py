@@ -1,0 +1,1 @@
+"""Servers that run workloads; the machine Shipyard runs on is the built-in ``local`` server."""

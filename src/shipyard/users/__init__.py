@@ -1,0 +1,1 @@
+"""Users: people with an argon2id password and a role."""
