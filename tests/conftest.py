@@ -74,7 +74,13 @@ async def _truncate_pg(url: str) -> None:
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_template: Path | None, pg_migrated: bool) -> Iterator[Settings]:
     """Settings for one test: its own data dir and an empty, migrated database."""
-    values: dict[str, Any] = {"data_dir": tmp_path / "data"}
+    # Cheap argon2id parameters: the tests create many users; production keeps the defaults.
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "password_hash_time_cost": 1,
+        "password_hash_memory_kib": 1024,
+        "password_hash_parallelism": 1,
+    }
     (tmp_path / "data").mkdir()
     if PG_URL:
         values["database_url"] = PG_URL
@@ -133,6 +139,7 @@ class Api:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
         self._root: Actor | None = None
+        self._logins: dict[str, httpx.Response] = {}
 
     async def root(self) -> Actor:
         """The bootstrap token: made over loopback before any user exists."""
@@ -164,8 +171,9 @@ class Api:
         )
 
     async def token_for(self, email: str, scopes: list[str], **extra: Any) -> tuple[str, str]:
-        login = await self.login(email)
+        login = self._logins.get(email) or await self.login(email)
         assert login.status_code == 200, login.text
+        self._logins[email] = login
         r = await self.client.post(
             "/api/v1/tokens",
             json={"name": f"{email} {'+'.join(scopes)}", "scopes": scopes, **extra},

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     admin_password: str | None = None
 
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 "low memory" profile).
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
+
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     password_reset_ttl_seconds: int = Field(default=30 * 60, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)

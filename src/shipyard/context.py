@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from shipyard.auth.passwords import configure_hasher
 from shipyard.auth.service import BootstrapState
 from shipyard.config import Settings
 from shipyard.db.engine import Database
@@ -31,6 +32,11 @@ class AppContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        configure_hasher(
+            time_cost=settings.password_hash_time_cost,
+            memory_kib=settings.password_hash_memory_kib,
+            parallelism=settings.password_hash_parallelism,
+        )
         mailer: Mailer = (
             SmtpMailer(
                 settings.smtp_host,

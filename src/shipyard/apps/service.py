@@ -183,7 +183,11 @@ async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -
 
 
 def effective_config(app: App) -> dict[str, Any]:
-    """The import/build configuration a deployment of this app would use."""
+    """The import/build configuration a deployment of this app would use.
+
+    ``compose`` is left out rather than null when there is none: the contract types it as
+    ``allOf: [ComposeSummary]``, which a null does not satisfy.
+    """
     return {
         "app_id": app.id,
         "repository": {
@@ -196,7 +200,6 @@ def effective_config(app: App) -> dict[str, Any]:
         "source": {"branch": app.branch or app.default_branch, "commit_sha": app.commit_sha},
         "build_mode": app.build_mode,
         "detection": {**UNKNOWN_DETECTION, **(app.detection or {})},
-        "compose": None,
         "dependency_profile": app.dependency_profile or {"postgres": None, "redis": None},
         "manifest": app.manifest,
     }

@@ -15,6 +15,13 @@ MAX_PASSWORD_LENGTH = 1024
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 
 
+def configure_hasher(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Set argon2id's cost. Existing hashes keep verifying: each carries its own parameters."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _dummy_hash.cache_clear()
+
+
 @cache
 def _dummy_hash() -> str:
     """Verifying against this keeps a login for an unknown email as slow as for a known one."""

@@ -1,1 +1,3 @@
 """The canonical HTTP API under /api/v1 (the Rustploy wire contract)."""
+
+V1 = "/api/v1"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
-from shipyard.api.v1 import views
 from shipyard.api.v1.views import ERRORS
 from shipyard.apps import service as apps_service
 from shipyard.apps.schemas import AppSpec, RepositorySpec
 
-router = APIRouter(prefix="/apps", tags=["apps"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/apps", tags=["apps"], responses=ERRORS)
 
 
 def _spec(body: w.AppSettingsFields, name: str | None) -> AppSpec:
@@ -80,6 +80,7 @@ async def delete_app(app_id: str, principal: Admin, session: DbSession) -> Respo
 @router.get(
     "/{app_id}/config",
     response_model=w.EffectiveAppConfigResponse,
+    response_model_exclude_unset=True,
     operation_id="getAppEffectiveConfig",
 )
 async def get_config(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from shipyard.api.deps import SESSION_COOKIE, Ctx, DbSession, anonymous_limit, authenticate
+from shipyard.api.v1 import V1
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
 from shipyard.auth import service as auth_service
 
-router = APIRouter(prefix="/auth", tags=["auth"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/auth", tags=["auth"], responses=ERRORS)
 
 
 @router.post(

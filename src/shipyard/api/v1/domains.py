@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
-from shipyard.api.v1 import views
 from shipyard.api.v1.views import ERRORS
 from shipyard.domains import service as domains_service
 
-router = APIRouter(prefix="/apps/{app_id}/domains", tags=["domains"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/apps/{{app_id}}/domains", tags=["domains"], responses=ERRORS)
 
 
 @router.post(

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from shipyard.api.deps import Admin, Ctx, DbSession, Reader
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
-from shipyard.api.v1 import views
 from shipyard.api.v1.views import ERRORS
 from shipyard.env import service as env_service
 from shipyard.errors import Forbidden
 
-router = APIRouter(prefix="/apps/{app_id}/env", tags=["env"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/apps/{{app_id}}/env", tags=["env"], responses=ERRORS)
 
 
 @router.get("", response_model=w.AppEnvVarListResponse, operation_id="listAppEnvVars")

@@ -7,9 +7,10 @@ from sqlalchemy import text
 
 from shipyard import __version__
 from shipyard.api.deps import DbSession
+from shipyard.api.v1 import V1
 from shipyard.api.v1.schemas import HealthResponse
 
-router = APIRouter(tags=["health"])
+router = APIRouter(prefix=V1, tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse, operation_id="health")

@@ -1,4 +1,5 @@
-"""All /api/v1 routes."""
+"""All /api/v1 routes. Each module's router carries its full path, so route templates in
+metrics and audit rows read as clients see them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,6 @@ from fastapi import APIRouter
 
 from shipyard.api.v1 import apps, auth, domains, env, health, tokens, users
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter()
 for module in (health, auth, tokens, users, apps, env, domains):
     router.include_router(module.router)

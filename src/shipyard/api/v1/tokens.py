@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
-from shipyard.api.v1 import views
 from shipyard.api.v1.views import ERRORS
 from shipyard.apps import service as apps_service
 from shipyard.tokens import service as tokens_service
 
-router = APIRouter(prefix="/tokens", tags=["tokens"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/tokens", tags=["tokens"], responses=ERRORS)
 
 
 @router.post(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from shipyard.api.deps import Admin, DbSession
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
-from shipyard.api.v1 import views
 from shipyard.api.v1.views import ERRORS
 from shipyard.auth.principal import Principal
 from shipyard.errors import Forbidden
 from shipyard.users import service as users_service
 
-router = APIRouter(prefix="/users", tags=["users"], responses=ERRORS)
+router = APIRouter(prefix=f"{V1}/users", tags=["users"], responses=ERRORS)
 
 
 def _require_admin_role(principal: Principal) -> None:
