@@ -4,14 +4,17 @@ and leaves streaming responses alone."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shipyard.api.errors import render
 from shipyard.audit import service as audit_service
 from shipyard.errors import PayloadTooLarge
 from shipyard.metrics.prometheus import observe
@@ -56,23 +59,22 @@ class RequestMiddleware:
         status_holder = [500]
         limit = self.max_body_bytes
 
-        length = _content_length(scope)
-        if length is not None and length > limit:
-            state["body_too_large"] = True
+        too_large = False
         received = 0
 
         async def limited_receive() -> Message:
-            nonlocal received
-            if state.get("body_too_large"):
-                raise _too_large(limit)
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _too_large(limit)
             return message
 
         async def send_with_headers(message: Message) -> None:
+            if too_large:
+                return  # the framework's answer to the aborted read is replaced by our 413
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 headers = list(message.get("headers", []))
@@ -87,8 +89,17 @@ class RequestMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        length = _content_length(scope)
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            if length is not None and length > limit:
+                too_large = True
+            else:
+                with contextlib.suppress(PayloadTooLarge):
+                    await self.app(scope, limited_receive, send_with_headers)
+            if too_large:
+                too_large = False
+                response = render(Request(scope), _too_large(limit))
+                await response(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"

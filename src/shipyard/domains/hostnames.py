@@ -27,6 +27,8 @@ def normalise_hostname(raw: str) -> str:
         pass
     else:
         raise ValueError("must be a hostname, not an IP address")
+    if "" in host.split("."):
+        raise ValueError("has an empty label (two dots in a row, or a leading dot)")
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError as exc:
