@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,6 +44,7 @@ from idle_memory import (
     Server,
     check_is_shipyard_server,
     cpu_seconds,
+    describe_source,
     format_kib,
     free_port,
     mb,
@@ -55,6 +57,7 @@ APP_COUNT = 100
 RPS_TARGET = 1000.0
 RATIO_TARGET = 0.20
 UNLIMITED = "1000000/minute"
+QUIET = 0.1  # cores busy with other processes below which the machine counts as idle
 
 
 @dataclass
@@ -67,6 +70,8 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     server_cpu: float  # share of one core the server used during the run (1.0 = 100%)
+    wrk_cpu: float = 0.0  # the same for wrk
+    other_cpu: float = 0.0  # cores busy with processes other than the server and wrk
 
 
 def ensure_wrk() -> str:
@@ -95,6 +100,20 @@ def _latency_ms(output: str, percentile: str) -> float:
     if not match:
         raise ValueError(f"no {percentile}% latency in wrk output:\n{output}")
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def busy_seconds() -> float:
+    """CPU seconds all cores have spent not idle since boot (first line of /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def other_load(seconds: float = 2.0) -> float:
+    """Cores kept busy by the rest of the machine while we do nothing (a quiet machine: ~0)."""
+    before = busy_seconds()
+    time.sleep(seconds)
+    return (busy_seconds() - before) / seconds
 
 
 def parse_wrk(output: str, server_cpu: float) -> WrkResult:
@@ -132,6 +151,8 @@ class Load:
         for name, value in headers.items():
             cmd += ["-H", f"{name}: {value}"]
         cpu_before, wall_before = cpu_seconds(server_pid), time.monotonic()
+        busy_before = busy_seconds()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             pinned([*cmd, url], self.cpu),
             capture_output=True,
@@ -141,11 +162,19 @@ class Load:
         )
         cpu_used = cpu_seconds(server_pid) - cpu_before
         wall = time.monotonic() - wall_before
+        busy = busy_seconds() - busy_before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_used = (children.ru_utime - children_before.ru_utime) + (
+            children.ru_stime - children_before.ru_stime
+        )
         if done.returncode != 0:
             raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
         if self.args.verbose:
             print(done.stdout)
-        return parse_wrk(done.stdout, cpu_used / wall)
+        result = parse_wrk(done.stdout, cpu_used / wall)
+        result.wrk_cpu = wrk_used / wall
+        result.other_cpu = max(0.0, (busy - cpu_used - wrk_used) / wall)
+        return result
 
 
 def set_up_shipyard(base: str) -> str:
@@ -186,13 +215,18 @@ def bare_server(workdir: Path, cpu: int | None) -> tuple[Server, str]:
 def row(label: str, r: WrkResult) -> str:
     return (
         f"{label:<25} {r.rps:>10,.0f} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} "
-        f"{r.requests:>9,} {r.non_2xx:>8,} {r.socket_errors:>7,} {r.server_cpu:>8.0%}"
+        f"{r.requests:>9,} {r.non_2xx:>8,} {r.socket_errors:>7,} {r.server_cpu:>8.0%} "
+        f"{r.wrk_cpu:>7.0%} {r.other_cpu:>6.2f}"
     )
 
 
 HEADER = (
     f"{'':<25} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9} "
-    f"{'requests':>9} {'non-2xx':>8} {'sockerr':>7} {'srv CPU':>8}"
+    f"{'requests':>9} {'non-2xx':>8} {'sockerr':>7} {'srv CPU':>8} {'wrk CPU':>7} {'other':>6}"
+)
+LEGEND = (
+    "srv CPU / wrk CPU: share of one core used by the server / wrk; other: cores kept busy by\n"
+    "other processes on the machine during the run (should be ~0 for trustworthy figures)"
 )
 
 
@@ -211,6 +245,8 @@ def median_result(results: list[WrkResult]) -> WrkResult:
         non_2xx=sum(r.non_2xx for r in results),
         socket_errors=sum(r.socket_errors for r in results),
         server_cpu=med("server_cpu"),
+        wrk_cpu=med("wrk_cpu"),
+        other_cpu=med("other_cpu"),
     )
 
 
@@ -224,12 +260,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin servers to CPU 0 and wrk to CPU 1"
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        help="wait up to this many seconds for other processes to leave the CPUs idle (0)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = parser.parse_args()
     args.rounds = max(1, min(args.rounds, 10))
     args.duration = max(1.0, min(args.duration, 120.0))
     args.warmup = max(0.0, min(args.warmup, 60.0))
+    args.wait_quiet = max(0.0, min(args.wait_quiet, 3600.0))
     return args
 
 
@@ -248,6 +291,16 @@ def main() -> int:
         ),
         flush=True,
     )
+    source = describe_source()
+    print(f"shipyard source: {source}")
+    background = other_load()
+    deadline = time.monotonic() + args.wait_quiet
+    while background > QUIET and time.monotonic() < deadline:
+        time.sleep(5)
+        background = other_load()
+    print(f"other load before start: {background:.2f} cores busy", flush=True)
+    if background > QUIET:
+        print("WARNING: the machine is not idle; figures will be low and noisy", flush=True)
     load = Load(wrk, args, load_cpu)
     labels = {
         "shipyard": "GET /api/v1/apps",
@@ -290,6 +343,7 @@ def main() -> int:
             if args.warmup:
                 for url, headers, pid in targets.values():
                     load.run(url, headers, args.warmup, pid)
+            print(LEGEND)
             print(HEADER)
             for i in range(1, args.rounds + 1):
                 for name, (url, headers, pid) in targets.items():
@@ -306,11 +360,19 @@ def main() -> int:
     ratio = ship.rps / medians["bare"].rps if medians["bare"].rps else 0.0
     ratio_apps = ship.rps / medians["bare_apps"].rps if medians["bare_apps"].rps else 0.0
     errors = sum(m.non_2xx + m.socket_errors for m in medians.values())
+    # A run that got (almost) nothing done while the others did means the server stalled.
+    stalled = [
+        f"{labels[name]} round {i}"
+        for name, runs in results.items()
+        for i, r in enumerate(runs, 1)
+        if r.rps < 0.1 * max(x.rps for x in runs)
+    ]
     checks = {
         f"shipyard >= {RPS_TARGET:,.0f} req/s": ship.rps >= RPS_TARGET,
         f"shipyard >= {RATIO_TARGET:.0%} of bare /json": ratio >= RATIO_TARGET,
         f"idle VmRSS <= {IDLE_RSS_TARGET_MB:.0f} MB": mb(idle_kib) <= IDLE_RSS_TARGET_MB,
         "no non-2xx responses or socket errors": errors == 0,
+        "no stalled run (< 10% of the best round's req/s)": not stalled,
     }
     print(f"\nmedian of {args.rounds} rounds (requests, non-2xx, socket errors: totals)")
     print(HEADER)
@@ -322,13 +384,18 @@ def main() -> int:
     print(
         f"shipyard VmRSS after load: {format_kib(loaded_kib)} (peak VmHWM {format_kib(peak_kib)})"
     )
+    if stalled:
+        print(f"stalled runs: {', '.join(stalled)}")
     for name, ok in checks.items():
         print(f"target {name}: {'MET' if ok else 'NOT MET'}")
 
     if args.json:
         figures = {
             "args": {k: str(v) for k, v in vars(args).items()},
+            "source": source,
             "pinned": bool(can_pin),
+            "other_load_before": background,
+            "stalled": stalled,
             "rounds": {name: [vars(r) for r in runs] for name, runs in results.items()},
             "median": {name: vars(m) for name, m in medians.items()},
             "ratio": {"bare": ratio, "bare_apps": ratio_apps},

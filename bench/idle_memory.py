@@ -12,6 +12,7 @@ bench/api_list_apps.py imports the helpers below and reports the same figure as 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -28,6 +29,27 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # .venv/bin when run as .venv/bin/python
 IDLE_RSS_TARGET_MB = 100.0
+
+
+def describe_source() -> str:
+    """Which Shipyard code the servers will run: the package's directory and its git state.
+
+    The children inherit this process's sys.path rules (PYTHONPATH first), so this is the
+    package they import; set PYTHONPATH=<checkout>/src to benchmark another checkout.
+    """
+    spec = importlib.util.find_spec("shipyard")
+    if spec is None or spec.origin is None:
+        return "shipyard is not importable"
+    where = Path(spec.origin).parent
+    git = subprocess.run(
+        ["git", "-C", str(where), "describe", "--always", "--dirty", "--abbrev=12"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    state = git.stdout.strip() if git.returncode == 0 else "not a git checkout"
+    return f"{where} ({state})"
 
 
 def free_port() -> int:
@@ -184,6 +206,7 @@ def main() -> int:
     if not shutil.which(str(BIN / "shipyard")):
         print(f"no shipyard command in {BIN}; run with the project's .venv/bin/python")
         return 2
+    print(f"shipyard source: {describe_source()}")
     rows = []
     print(f"{'start':>5}  {'ready (s)':>9}  {'VmRSS':>20}  {'VmHWM (peak)':>20}")
     for i in range(1, max(1, min(args.repeat, 20)) + 1):

@@ -18,6 +18,9 @@ from shipyard.api.v1.router import router as v1_router
 from shipyard.auth.service import drain_outbox
 from shipyard.config import Settings
 from shipyard.context import AppContext
+from shipyard.dialects.rustci import errors as rustci_errors
+from shipyard.dialects.rustci.router import router as rustci_router
+from shipyard.dialects.rustci.ws import router as rustci_ws_router
 
 log = logging.getLogger("shipyard")
 
@@ -47,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ctx.start()
+        await ctx.start(engine=True)
         release_freed_memory()
         log.info("Shipyard %s ready; data in %s", __version__, settings.resolved_data_dir)
         try:
@@ -66,7 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    for prefix in rustci_errors.PREFIXES:
+        errors.register_renderer(prefix, rustci_errors.render)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(v1_router)
     app.include_router(metrics_router)
+    app.include_router(rustci_router)
+    app.include_router(rustci_ws_router)
     return app

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,9 +48,43 @@ class Settings(BaseSettings):
     rate_limit_auth: str = "10/minute"
     rate_limit_webhook: str = "300/minute"
 
+    jwt_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+
+    # CI engine
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    ci_stage_concurrency: int = Field(default=4, ge=1, le=64)
+    ci_cancel_grace_seconds: float = Field(default=5.0, ge=0)
+    ci_deadline_seconds: int = Field(default=6 * 3600, gt=0)
+    rate_limit_rustci: str = "100/minute;1000/hour"
+
+    # GitHub OAuth (RustCI's /v1/auth/github); the URLs are settings so a GitHub Enterprise
+    # server, or a stand-in provider in tests, can be used.
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 (a URL)
+    github_api_url: str = "https://api.github.com"
+
     metrics_public: bool = False
     trusted_proxies: str = "127.0.0.1"
     log_level: str = "info"
+
+    @field_validator(
+        "rate_limit_read",
+        "rate_limit_write",
+        "rate_limit_auth",
+        "rate_limit_webhook",
+        "rate_limit_rustci",
+    )
+    @classmethod
+    def _valid_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a rate limit such as '100/minute;1000/hour'"
+            ) from exc
+        return value
 
     @cached_property
     def resolved_data_dir(self) -> Path:

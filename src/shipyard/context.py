@@ -11,8 +11,11 @@ from shipyard.config import Settings
 from shipyard.db.engine import Database
 from shipyard.db.migrate import upgrade_to_head
 from shipyard.drivers.mail import LogMailer, Mailer, SmtpMailer
+from shipyard.engine.runtime import build_worker
+from shipyard.engine.worker import Worker
+from shipyard.events.bus import EventBus
 from shipyard.ratelimit.limiter import RateLimiter
-from shipyard.secrets.keyring import Keyring
+from shipyard.secrets.keyring import Keyring, load_or_create_signing_key
 from shipyard.servers import service as servers_service
 from shipyard.users import repository as users_repository
 from shipyard.users.service import create_user
@@ -27,7 +30,10 @@ class AppContext:
     keyring: Keyring
     mailer: Mailer
     limiter: RateLimiter | None
+    signing_key: bytes
+    bus: EventBus = field(default_factory=EventBus)
     bootstrap: BootstrapState = field(default_factory=BootstrapState)
+    worker: Worker | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
@@ -57,6 +63,7 @@ class AppContext:
                     "write": settings.rate_limit_write,
                     "auth": settings.rate_limit_auth,
                     "webhook": settings.rate_limit_webhook,
+                    "rustci": settings.rate_limit_rustci,
                 },
             )
             if settings.rate_limit_enabled
@@ -68,10 +75,12 @@ class AppContext:
             keyring=Keyring.load_or_create(settings.resolved_secret_key_file),
             mailer=mailer,
             limiter=limiter,
+            signing_key=load_or_create_signing_key(settings.resolved_data_dir / "jwt.key"),
         )
 
-    async def start(self) -> None:
-        """Migrate the schema, make the built-in rows, and the first admin if asked to."""
+    async def start(self, *, engine: bool = False) -> None:
+        """Migrate the schema, make the built-in rows and the first admin if asked to; with
+        ``engine``, start the workers that run queued work."""
         await upgrade_to_head(self.database)
         async with self.database.transaction() as session:
             await servers_service.ensure_local_server(session)
@@ -79,6 +88,17 @@ class AppContext:
             if email and password and not await users_repository.any_exists(session):
                 await create_user(session, email=email, password=password, role="admin")
                 log.info("created the first admin %s", email)
+        if engine:
+            self.worker = build_worker(self)
+            await self.worker.start()
+
+    def wake_engine(self) -> None:
+        """Work was queued in this process: start it now rather than at the next poll."""
+        if self.worker is not None:
+            self.worker.wake()
 
     async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
         await self.database.dispose()

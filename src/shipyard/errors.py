@@ -37,6 +37,7 @@ class Invalid(ShipyardError):
 class Unauthorized(ShipyardError):
     code: str = "unauthorized"
     status: int = 401
+    headers: dict[str, str] = field(default_factory=lambda: {"WWW-Authenticate": "Bearer"})
 
 
 @dataclass

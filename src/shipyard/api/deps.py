@@ -70,7 +70,9 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
             scheme, _, raw = header.partition(" ")
             if scheme.lower() != "bearer" or not raw.strip():
                 raise Unauthorized("use the header 'Authorization: Bearer <token>'")
-            principal, stale = await auth_service.authenticate_bearer(session, raw.strip())
+            principal, stale = await auth_service.authenticate_bearer(
+                session, raw.strip(), ctx.signing_key
+            )
             if stale and request.method in READ_METHODS:
                 # The request's own transaction is read-only; SQLite allows one writer, so
                 # this short write must not start while the request holds the write lock.
@@ -119,9 +121,17 @@ def require(scope: Scope) -> Callable[[Request, AsyncSession], Awaitable[Princip
     return dependency
 
 
+async def unbound_admin(principal: Annotated[Principal, Depends(require("admin"))]) -> Principal:
+    """Installation-wide actions (users, tokens) are not for tokens bound to one app."""
+    if principal.app_id is not None:
+        raise Forbidden("a token bound to one app can only act on that app")
+    return principal
+
+
 Reader = Annotated[Principal, Depends(require("read"))]
 Deployer = Annotated[Principal, Depends(require("deploy"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+UnboundAdmin = Annotated[Principal, Depends(unbound_admin)]
 
 
 async def anonymous_limit(request: Request) -> None:

@@ -54,7 +54,7 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or str(uuid.uuid4())
         state["request_id"] = request_id
         status_holder = [500]
         limit = self.max_body_bytes

@@ -47,8 +47,10 @@ def bootstrap_principal() -> Principal:
     return Principal(user_id=None, role="root", scopes=ALL_SCOPES, via="bootstrap")
 
 
-async def authenticate_bearer(session: AsyncSession, raw: str) -> tuple[Principal, bool]:
-    return await tokens_service.authenticate(session, raw)
+async def authenticate_bearer(
+    session: AsyncSession, raw: str, signing_key: bytes | None = None
+) -> tuple[Principal, bool]:
+    return await tokens_service.authenticate(session, raw, signing_key)
 
 
 async def authenticate_session_cookie(session: AsyncSession, raw: str) -> Principal:
@@ -68,14 +70,19 @@ async def authenticate_session_cookie(session: AsyncSession, raw: str) -> Princi
     )
 
 
-async def login(
-    session: AsyncSession, *, email: str, password: str, ttl_seconds: int
-) -> tuple[str, LoginSession, User]:
-    """Check the password and open a session; the raw cookie value is returned once."""
+async def check_credentials(session: AsyncSession, email: str, password: str) -> User:
     user = await users_repository.get_by_email(session, normalise_email(email))
     # verify_password runs argon2 even for an unknown email so timing tells nothing.
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise Unauthorized("the email or password is wrong", code="invalid_credentials")
+    return user
+
+
+async def login(
+    session: AsyncSession, *, email: str, password: str, ttl_seconds: int
+) -> tuple[str, LoginSession, User]:
+    """Check the password and open a session; the raw cookie value is returned once."""
+    user = await check_credentials(session, email, password)
     now = now_ms()
     raw = new_secret(SESSION_PREFIX)
     login_session = LoginSession(
@@ -206,3 +213,13 @@ async def whoami(session: AsyncSession, principal: Principal) -> tuple[User, int
         token = await tokens_repository.get(session, principal.token_id)
         expires = (token.expires_at_ms or 0) if token else 0
     return user, expires
+
+
+async def login_jwt(
+    session: AsyncSession, *, email: str, password: str, signing_key: bytes, ttl_seconds: int
+) -> tuple[str, User]:
+    """Check the password and issue a JWT (for APIs whose clients expect one)."""
+    user = await check_credentials(session, email, password)
+    user.last_login_at_ms = now_ms()
+    raw, _ = await tokens_service.issue_jwt(session, user, signing_key, ttl_seconds)
+    return raw, user

@@ -24,7 +24,7 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 _IMMEDIATE = "shipyard_sqlite_immediate"
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, *, foreign_keys: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -33,7 +33,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -47,7 +47,10 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 class Database:
     """Owns the engine and hands out read and write sessions."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, foreign_keys: bool = True) -> None:
+        """``foreign_keys=False`` is for SQLite migrations only: batch mode rebuilds a table by
+        dropping it, and with enforcement on that drop would cascade into the rows that
+        reference it."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -55,7 +58,7 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            _install_sqlite_hooks(self.engine, foreign_keys=foreign_keys)
             write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         else:
             write_engine = self.engine

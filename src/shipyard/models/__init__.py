@@ -2,6 +2,8 @@
 
 from shipyard.models.apps import App, AppEnvVar, Domain
 from shipyard.models.audit import AuditEvent
+from shipyard.models.pipelines import Pipeline, Workspace, WorkspaceSecret
+from shipyard.models.runs import Job, LogLine, Run, RunEvent, RunStep, WebhookDelivery
 from shipyard.models.servers import Server
 from shipyard.models.tokens import ApiToken
 from shipyard.models.users import LoginSession, PasswordReset, User
@@ -12,8 +14,17 @@ __all__ = [
     "AppEnvVar",
     "AuditEvent",
     "Domain",
+    "Job",
+    "LogLine",
     "LoginSession",
     "PasswordReset",
+    "Pipeline",
+    "Run",
+    "RunEvent",
+    "RunStep",
     "Server",
     "User",
+    "WebhookDelivery",
+    "Workspace",
+    "WorkspaceSecret",
 ]

@@ -19,6 +19,7 @@ class User(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     last_login_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    github_id: Mapped[str | None] = mapped_column(String(32), unique=True)
 
 
 class LoginSession(Base):

@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
@@ -39,23 +39,30 @@ class RateLimiter:
     def __init__(self, storage_uri: str, limits_by_group: dict[str, str]) -> None:
         self._storage = storage_from_string(_async_uri(storage_uri))
         self._strategy = SlidingWindowCounterRateLimiter(self._storage)
-        self._items: dict[str, RateLimitItem] = {g: parse(v) for g, v in limits_by_group.items()}
+        # A group may have several limits ("100/minute;1000/hour"); all must allow a request.
+        self._items: dict[str, list[RateLimitItem]] = {
+            g: parse_many(v) for g, v in limits_by_group.items()
+        }
 
     async def hit(self, group: str, client: str) -> Verdict:
-        """Count one request; raises RateLimited (429 with Retry-After) past the limit."""
-        item = self._items[group]
-        allowed = await self._strategy.hit(item, group, client)
-        stats = await self._strategy.get_window_stats(item, group, client)
-        reset_at = math.ceil(stats.reset_time)
-        verdict = Verdict(item.amount, max(stats.remaining, 0), reset_at)
-        if not allowed:
-            retry_after = max(1, reset_at - int(time.time()))
-            raise RateLimited(
-                f"too many requests in group {group!r}: the limit is {item}; "
-                f"retry after {retry_after} s",
-                headers={**verdict.headers(), "Retry-After": str(retry_after)},
-            )
-        return verdict
+        """Count one request; raises RateLimited (429 with Retry-After) past any limit."""
+        tightest: Verdict | None = None
+        for item in self._items[group]:
+            allowed = await self._strategy.hit(item, group, client)
+            stats = await self._strategy.get_window_stats(item, group, client)
+            verdict = Verdict(item.amount, max(stats.remaining, 0), math.ceil(stats.reset_time))
+            if not allowed:
+                retry_after = max(1, verdict.reset_at - int(time.time()))
+                raise RateLimited(
+                    f"too many requests in group {group!r}: the limit is {item}; "
+                    f"retry after {retry_after} s",
+                    headers={**verdict.headers(), "Retry-After": str(retry_after)},
+                )
+            # The headers describe the limit closest to running out.
+            if tightest is None or verdict.remaining < tightest.remaining:
+                tightest = verdict
+        assert tightest is not None
+        return tightest
 
     async def reset(self) -> None:
         await self._storage.reset()  # type: ignore[misc]  # the async storage's reset is a coroutine

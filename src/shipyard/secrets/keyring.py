@@ -7,6 +7,7 @@ be rotated (``shipyard secrets rotate-key``) without losing what older keys encr
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -21,11 +22,12 @@ class SecretKeyError(ShipyardError):
 class Keyring:
     """Encrypts and decrypts secret values with the keys in one key file."""
 
-    def __init__(self, keys: list[bytes]) -> None:
+    def __init__(self, keys: list[bytes], path: Path | None = None) -> None:
         if not keys:
             raise SecretKeyError("the secret key file holds no key")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
         self.keys = keys
+        self.path = path
 
     @classmethod
     def load_or_create(cls, path: Path) -> Keyring:
@@ -37,7 +39,7 @@ class Keyring:
                 fh.write(Fernet.generate_key() + b"\n")
         lines = [ln.strip() for ln in path.read_bytes().splitlines() if ln.strip()]
         try:
-            return cls(lines)
+            return cls(lines, path)
         except ValueError as exc:
             raise SecretKeyError(f"the secret key file {path} is not valid: {exc}") from exc
 
@@ -47,11 +49,27 @@ class Keyring:
     def decrypt(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            if self._reload():  # `shipyard secrets rotate-key` ran while this process was up
+                return self.decrypt(ciphertext)
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyError(
                 "a stored secret cannot be decrypted with the keys in the key file; "
                 "restore the key file that encrypted it"
             ) from exc
+
+    def _reload(self) -> bool:
+        """Re-read the key file; True when it now holds keys this keyring did not have."""
+        if self.path is None or not self.path.exists():
+            return False
+        keys = [ln.strip() for ln in self.path.read_bytes().splitlines() if ln.strip()]
+        if set(keys) <= set(self.keys):
+            return False
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self.keys = keys
+        return True
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the primary key."""
@@ -66,3 +84,18 @@ def add_primary_key(path: Path) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(Fernet.generate_key() + b"\n" + old)
     tmp.replace(path)
+
+
+def load_or_create_signing_key(path: Path) -> bytes:
+    """32 random bytes for signing JWTs, kept in a 0600 file beside the encryption key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    key = path.read_text().strip()
+    if len(key) < 64:
+        raise SecretKeyError(
+            f"the signing key file {path} is too short; delete it to make a new one"
+        )
+    return bytes.fromhex(key)

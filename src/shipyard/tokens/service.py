@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.auth.principal import SCOPES, Principal, highest_scope, normalise_scopes
@@ -11,7 +12,7 @@ from shipyard.auth.secrets import hash_secret, new_secret
 from shipyard.clock import now_ms
 from shipyard.errors import FieldError, Forbidden, Invalid, NotFound, Unauthorized
 from shipyard.ids import new_id
-from shipyard.models import ApiToken
+from shipyard.models import ApiToken, User
 from shipyard.tokens import repository
 
 TokenKind = Literal["personal", "service"]
@@ -19,6 +20,7 @@ PREFIXES: dict[str, str] = {"personal": "sy_pat_", "service": "sy_svc_"}
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
 # last_used_at is kept to this precision so a busy token does not turn every read into a write.
 LAST_USED_PRECISION_MS = 30_000
+JWT_ISSUER = "shipyard"
 
 
 def _validate(name: str, scopes: list[str], expires_in_seconds: int | None) -> list[FieldError]:
@@ -81,6 +83,9 @@ async def create_token(
 
 
 async def list_tokens(session: AsyncSession, principal: Principal) -> list[ApiToken]:
+    if principal.app_id is not None:  # a bound token sees only itself
+        own = await repository.get(session, principal.token_id or "")
+        return [own] if own else []
     return await repository.list_for(session, principal.user_id, everyone=principal.is_admin)
 
 
@@ -94,9 +99,63 @@ async def revoke_token(session: AsyncSession, principal: Principal, token_id: st
         await session.flush()
 
 
-async def authenticate(session: AsyncSession, raw: str) -> tuple[Principal, bool]:
-    """Resolve a bearer token to a principal; the flag says whether last_used is stale."""
-    found = await repository.find_by_hash(session, hash_secret(raw))
+def looks_like_jwt(raw: str) -> bool:
+    return raw.startswith("eyJ") and raw.count(".") == 2
+
+
+async def issue_jwt(
+    session: AsyncSession, user: User, signing_key: bytes, ttl_seconds: int, *, name: str = "jwt"
+) -> tuple[str, ApiToken]:
+    """A signed JWT for the user, with all of the user's scopes; revocable through its id (jti)."""
+    now = now_ms()
+    jti = new_id()
+    token = ApiToken(
+        id=jti,
+        user_id=user.id,
+        kind="jwt",
+        name=name,
+        prefix="eyJ",
+        secret_hash=hash_secret(jti),
+        scopes=" ".join(SCOPES),
+        created_at_ms=now,
+        expires_at_ms=now + ttl_seconds * 1000,
+    )
+    session.add(token)
+    await session.flush()
+    claims = {
+        "sub": user.id,
+        "jti": jti,
+        "iat": now // 1000,
+        "exp": now // 1000 + ttl_seconds,
+        "iss": JWT_ISSUER,
+    }
+    return jwt.encode(claims, signing_key, algorithm="HS256"), token
+
+
+def _jwt_id(raw: str, signing_key: bytes | None) -> str:
+    if signing_key is None:
+        raise invalid_credentials("JWTs are not accepted here")
+    try:
+        claims = jwt.decode(
+            raw,
+            signing_key,
+            algorithms=["HS256"],
+            issuer=JWT_ISSUER,
+            options={"require": ["exp", "jti"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise invalid_credentials("the JWT has expired") from None
+    except jwt.PyJWTError:
+        raise invalid_credentials("the JWT is not valid") from None
+    return str(claims["jti"])
+
+
+async def authenticate(
+    session: AsyncSession, raw: str, signing_key: bytes | None = None
+) -> tuple[Principal, bool]:
+    """Resolve a bearer token (opaque or JWT) to a principal; the flag: last_used is stale."""
+    secret = _jwt_id(raw, signing_key) if looks_like_jwt(raw) else raw
+    found = await repository.find_by_hash(session, hash_secret(secret))
     if found is None:
         raise invalid_credentials("the bearer token is not known")
     token, user = found

@@ -55,3 +55,15 @@ async def get_user(session: AsyncSession, user_id: str) -> User:
 
 async def list_users(session: AsyncSession) -> list[User]:
     return await repository.list_all(session)
+
+
+async def update_email(session: AsyncSession, user_id: str, email: str) -> User:
+    user = await get_user(session, user_id)
+    normalised = normalise_email(email)
+    other = await repository.get_by_email(session, normalised)
+    if other is not None and other.id != user.id:
+        raise Conflict(f"a user with email {normalised} already exists", code="user_exists")
+    user.email = normalised
+    user.updated_at_ms = now_ms()
+    await session.flush()
+    return user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.deps import DbSession, Reader, UnboundAdmin
 from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
@@ -21,7 +21,7 @@ router = APIRouter(prefix=f"{V1}/tokens", tags=["tokens"], responses=ERRORS)
     operation_id="createToken",
 )
 async def create_token(
-    body: w.CreateTokenRequest, principal: Admin, session: DbSession
+    body: w.CreateTokenRequest, principal: UnboundAdmin, session: DbSession
 ) -> w.CreateTokenResponse:
     """Create a token; the secret is in this response only, Shipyard keeps just its hash."""
     if body.app_id is not None:
@@ -47,7 +47,7 @@ async def list_tokens(principal: Reader, session: DbSession) -> w.TokenListRespo
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="revokeToken")
-async def revoke_token(token_id: str, principal: Admin, session: DbSession) -> Response:
+async def revoke_token(token_id: str, principal: UnboundAdmin, session: DbSession) -> Response:
     """Revoke a token; it stops working at once."""
     await tokens_service.revoke_token(session, principal, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from shipyard.api.deps import Admin, DbSession
+from shipyard.api.deps import DbSession, UnboundAdmin
 from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
@@ -24,7 +24,7 @@ def _require_admin_role(principal: Principal) -> None:
     "", status_code=status.HTTP_201_CREATED, response_model=w.UserSummary, operation_id="createUser"
 )
 async def create_user(
-    body: w.CreateUserRequest, principal: Admin, session: DbSession
+    body: w.CreateUserRequest, principal: UnboundAdmin, session: DbSession
 ) -> w.UserSummary:
     """Create a user with a password (admins only)."""
     _require_admin_role(principal)
@@ -35,7 +35,7 @@ async def create_user(
 
 
 @router.get("", response_model=w.UserListResponse, operation_id="listUsers")
-async def list_users(principal: Admin, session: DbSession) -> w.UserListResponse:
+async def list_users(principal: UnboundAdmin, session: DbSession) -> w.UserListResponse:
     """List users (admins only)."""
     _require_admin_role(principal)
     return w.UserListResponse(

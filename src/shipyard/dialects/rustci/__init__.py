@@ -1,0 +1,1 @@
+"""RustCI: workspaces, pipelines, executions, step logs, webhook and WebSocket under /v1."""

@@ -1,0 +1,1 @@
+"""State changes published to live streams (SSE, WebSocket) within this process."""

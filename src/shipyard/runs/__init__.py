@@ -1,0 +1,1 @@
+"""Runs: pipeline executions (and, later, deployments) with their steps and logs."""

@@ -1,0 +1,1 @@
+"""Incoming webhooks: signature checks and delivery de-duplication."""

@@ -1,0 +1,1 @@
+"""CI workspaces: a repository and default branch that pipelines belong to."""

@@ -1,0 +1,53 @@
+"""Fixtures for the executors: a real Docker Engine and base image, made by the repo's scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipyard.drivers.executors.docker import DockerExecutor
+
+SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> Iterator[str]:
+    """The local base image (local/python:3.11), with the engine started and the image made."""
+    subprocess.run([SCRIPTS / "ensure-docker"], check=True)
+    result = subprocess.run(
+        [SCRIPTS / "ensure-base-images"], check=True, stdout=subprocess.PIPE, text=True
+    )
+    yield result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_image: str) -> Iterator[Any]:
+    """A plain SDK client for the tests' own checks on the engine."""
+    import docker
+
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def step_labels(docker_client: Any) -> Iterator[dict[str, str]]:
+    """Labels unique to this test; its containers are removed afterwards, whatever happened."""
+    labels = {"shipyard.test": uuid.uuid4().hex}
+    yield labels
+    for container in docker_client.containers.list(
+        all=True, filters={"label": f"shipyard.test={labels['shipyard.test']}"}
+    ):
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture
+def docker_executor(docker_image: str) -> Iterator[DockerExecutor]:
+    executor = DockerExecutor()
+    yield executor
+    executor.close()
