@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -25,6 +26,7 @@ from shipyard.db.engine import Database
 from shipyard.db.migrate import upgrade_to_head
 
 PG_URL = os.environ.get("SHIPYARD_TEST_DATABASE_URL")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery"
 
@@ -208,3 +210,13 @@ async def member(api: Api) -> Actor:
 @pytest.fixture
 async def other(api: Api) -> Actor:
     return await api.user("other@example.com")
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The local base image (local/python:3.11), with the engine started and the image made."""
+    subprocess.run([SCRIPTS / "ensure-docker"], check=True)
+    result = subprocess.run(
+        [SCRIPTS / "ensure-base-images"], check=True, stdout=subprocess.PIPE, text=True
+    )
+    return result.stdout.strip().splitlines()[-1]

@@ -34,6 +34,14 @@ def test_rotation_keeps_old_secrets_readable_and_reencrypts(tmp_path: Path) -> N
     assert only_new.decrypt(rotated) == "value"
 
 
+def test_a_running_keyring_reads_secrets_sealed_after_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "secret.key"
+    running = Keyring.load_or_create(path)
+    add_primary_key(path)
+    sealed_by_new_key = Keyring.load_or_create(path).encrypt("value")
+    assert running.decrypt(sealed_by_new_key) == "value"
+
+
 def test_a_different_key_cannot_decrypt(tmp_path: Path) -> None:
     sealed = Keyring.load_or_create(tmp_path / "a.key").encrypt("value")
     with pytest.raises(SecretKeyError, match="restore the key file"):

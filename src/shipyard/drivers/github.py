@@ -9,8 +9,11 @@ import httpx
 from shipyard.errors import ShipyardError
 
 
+@dataclass
 class GithubError(ShipyardError):
     """GitHub (or the configured provider) refused or could not be reached."""
+
+    code: str = "github_error"
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,9 @@ async def enqueue(
         created_at_ms=now,
         updated_at_ms=now,
     )
-    session.add(job)
     try:
-        async with session.begin_nested():
+        async with session.begin_nested():  # a duplicate is expunged with the savepoint
+            session.add(job)
             await session.flush()
     except IntegrityError:
         existing = await session.scalar(select(Job).where(Job.dedupe_key == dedupe_key))

@@ -45,9 +45,9 @@ async def create_pipeline(
         created_at_ms=now,
         updated_at_ms=now,
     )
-    session.add(pipeline)
     try:
         async with session.begin_nested():
+            session.add(pipeline)
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"the workspace already has a pipeline named {name!r}") from exc
@@ -97,43 +97,34 @@ async def execution_summary(session: AsyncSession, pipeline_id: str) -> tuple[in
 
 
 async def upsert_from_repository(
-    session: AsyncSession,
-    principal: Principal,
-    workspace_id: str,
-    definitions: list[dict[str, Any]],
+    session: AsyncSession, workspace: Workspace, definitions: list[dict[str, Any]]
 ) -> list[Pipeline]:
-    """Pipelines read from the repository replace earlier repository pipelines of the same name."""
+    """Pipelines read from the repository: new ones are created, earlier repository pipelines of
+    the same name are replaced; pipelines made through the API are never overwritten."""
     result = []
     for definition in definitions:
+        name = definition.get("name")
+        variables = definition.get("variables") or {}
+        triggers = definition.get("triggers") or ["manual"]
+        validate_pipeline(name, definition.get("stages"), variables, triggers)
         existing = await session.scalar(
-            select(Pipeline).where(
-                Pipeline.workspace_id == workspace_id, Pipeline.name == definition.get("name")
-            )
+            select(Pipeline).where(Pipeline.workspace_id == workspace.id, Pipeline.name == name)
         )
-        if existing is not None and existing.source == "repository":
-            validate_pipeline(
-                definition.get("name"),
-                definition.get("stages"),
-                definition.get("variables") or {},
-                definition.get("triggers") or ["manual"],
+        if existing is not None and existing.source != "repository":
+            continue
+        if existing is None:
+            existing = Pipeline(
+                id=new_id(),
+                workspace_id=workspace.id,
+                name=name,
+                source="repository",
+                created_at_ms=now_ms(),
             )
-            existing.stages = normalise_stages(definition["stages"])
-            existing.variables = {k: str(v) for k, v in (definition.get("variables") or {}).items()}
-            existing.triggers = list(definition.get("triggers") or ["manual"])
-            existing.updated_at_ms = now_ms()
-            result.append(existing)
-        elif existing is None:
-            result.append(
-                await create_pipeline(
-                    session,
-                    principal,
-                    workspace_id,
-                    name=definition.get("name"),
-                    stages=definition.get("stages"),
-                    variables=definition.get("variables"),
-                    triggers=definition.get("triggers"),
-                    source="repository",
-                )
-            )
+            session.add(existing)
+        existing.stages = normalise_stages(definition["stages"])
+        existing.variables = {k: str(v) for k, v in variables.items()}
+        existing.triggers = list(dict.fromkeys(triggers))
+        existing.updated_at_ms = now_ms()
+        result.append(existing)
     await session.flush()
     return result

@@ -4,13 +4,14 @@ secret, de-duplicate the delivery, and queue pipelines whose trigger and branch 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shipyard.errors import Invalid, Unauthorized
+from shipyard.errors import Invalid, ShipyardError, Unauthorized
 from shipyard.models import Pipeline, Workspace
 from shipyard.runs.service import queue_execution
 from shipyard.secrets.keyring import Keyring
@@ -54,7 +55,9 @@ async def handle_github_webhook(
     delivery_id: str | None,
     signature: str | None,
     body: bytes,
+    refresh: Callable[[Workspace, str | None], Awaitable[object]] | None = None,
 ) -> WebhookOutcome:
+    """``refresh`` re-reads a workspace's repository pipelines at the pushed commit first."""
     try:
         payload = json.loads(body)
     except ValueError as exc:
@@ -91,8 +94,16 @@ async def handle_github_webhook(
         return WebhookOutcome(f"event {event!r} does not start executions", [], [])
     trigger, branch, sha = matched
     started: list[str] = []
+    problems: list[str] = []
     targets = [w for w in verified if w.branch == branch]
     for workspace in targets:
+        if refresh is not None and trigger == "push":
+            try:
+                await refresh(workspace, sha)
+            except ShipyardError as exc:  # run what is known; tell the sender what is wrong
+                problems.append(
+                    f"{workspace.name}: repository pipelines not updated: {exc.message}"
+                )
         pipelines = await session.execute(
             select(Pipeline).where(Pipeline.workspace_id == workspace.id)
         )
@@ -108,4 +119,5 @@ async def handle_github_webhook(
                     variables={},
                 )
                 started.append(run.id)
-    return WebhookOutcome("Webhook processed successfully", started, targets, sha)
+    message = "Webhook processed successfully" + "".join(f"; {p}" for p in problems)
+    return WebhookOutcome(message, started, targets, sha)

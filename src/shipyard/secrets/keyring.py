@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -15,8 +16,11 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from shipyard.errors import ShipyardError
 
 
+@dataclass
 class SecretKeyError(ShipyardError):
     """The key file is missing, unreadable or cannot decrypt a stored secret."""
+
+    code: str = "secret_key_error"
 
 
 class Keyring:
@@ -49,12 +53,10 @@ class Keyring:
     def decrypt(self, ciphertext: str) -> str:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
-        except InvalidToken:
-            if self._reload():  # `shipyard secrets rotate-key` ran while this process was up
-                return self.decrypt(ciphertext)
-        try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
+            # `shipyard secrets rotate-key` may have run while this process was up.
+            if self._reload():
+                return self.decrypt(ciphertext)
             raise SecretKeyError(
                 "a stored secret cannot be decrypted with the keys in the key file; "
                 "restore the key file that encrypted it"

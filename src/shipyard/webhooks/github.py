@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.clock import now_ms
+from shipyard.db.dialect_sql import insert_if_absent
 from shipyard.models import WebhookDelivery
 
 
@@ -24,15 +24,11 @@ async def first_delivery(session: AsyncSession, source: str, delivery_id: str | 
     """Record the delivery id; False when it was seen before (a replay or a redelivery)."""
     if not delivery_id:
         return True
-    session.add(
-        WebhookDelivery(source=source, delivery_id=delivery_id[:128], received_at_ms=now_ms())
+    return await insert_if_absent(
+        session,
+        WebhookDelivery.__table__,  # type: ignore[arg-type]
+        {"source": source, "delivery_id": delivery_id[:128], "received_at_ms": now_ms()},
     )
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
 
 
 def normalise_repo_url(url: str) -> str:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shipyard.drivers.executors.docker import DockerExecutor
-
-SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
-
-
-@pytest.fixture(scope="session")
-def docker_image() -> Iterator[str]:
-    """The local base image (local/python:3.11), with the engine started and the image made."""
-    subprocess.run([SCRIPTS / "ensure-docker"], check=True)
-    result = subprocess.run(
-        [SCRIPTS / "ensure-base-images"], check=True, stdout=subprocess.PIPE, text=True
-    )
-    yield result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")

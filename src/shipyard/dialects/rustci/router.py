@@ -24,6 +24,7 @@ from shipyard.engine.states import FINISHED
 from shipyard.errors import Unauthorized, Unavailable
 from shipyard.events.bus import log_topic
 from shipyard.pagination import PageRequest
+from shipyard.pipelines import from_repository
 from shipyard.pipelines import service as pipelines_service
 from shipyard.runs import service as runs_service
 from shipyard.runs.triggers import handle_github_webhook
@@ -74,7 +75,7 @@ async def github_login(request: Request, ctx: Ctx) -> RedirectResponse:
 
 @router.get("/auth/github/callback")
 async def github_callback(
-    request: Request, session: DbSession, ctx: Ctx, code: str = "", state: str = ""
+    request: Request, ctx: Ctx, code: str = "", state: str = ""
 ) -> dict[str, Any]:
     """Finish GitHub sign-in: creates or links the user and returns a JWT."""
     await anonymous_limit(request)
@@ -86,15 +87,17 @@ async def github_callback(
     oauth = GithubOAuth(
         s.github_client_id, s.github_client_secret, s.github_token_url, s.github_api_url
     )
-    raw, _, user = await github_oauth.complete(
-        session,
-        oauth,
-        code=code,
-        state=state,
-        redirect_uri=_callback_url(request, ctx),
-        signing_key=ctx.signing_key,
-        ttl_seconds=s.jwt_ttl_seconds,
-    )
+    # A GET that writes (the user, the token): it owns a write transaction of its own.
+    async with ctx.database.transaction() as session:
+        raw, _, user = await github_oauth.complete(
+            session,
+            oauth,
+            code=code,
+            state=state,
+            redirect_uri=_callback_url(request, ctx),
+            signing_key=ctx.signing_key,
+            ttl_seconds=s.jwt_ttl_seconds,
+        )
     return {
         "token": raw,
         "token_type": "Bearer",
@@ -212,6 +215,16 @@ async def delete_workspace(workspace_id: str, principal: Admin, session: DbSessi
     """Delete a workspace with its pipelines and executions."""
     await workspaces_service.delete_workspace(session, principal, workspace_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/workspaces/{workspace_id}/sync")
+async def sync_pipelines(
+    workspace_id: str, principal: Admin, session: DbSession, ctx: Ctx
+) -> dict[str, Any]:
+    """Re-read pipelines from the repository (.shipyard/pipelines/*.yaml, shipyard.yaml)."""
+    workspace = await workspaces_service.get_workspace(session, principal, workspace_id)
+    pipelines = await from_repository.refresh(session, workspace, ctx.settings.resolved_data_dir)
+    return {"workspace_id": workspace.id, "pipelines": [t.pipeline(p) for p in pipelines]}
 
 
 @router.put("/api/workspaces/{workspace_id}/secrets")
@@ -393,6 +406,9 @@ async def github_webhook(
         delivery_id=x_github_delivery,
         signature=x_hub_signature_256,
         body=await request.body(),
+        refresh=lambda workspace, sha: from_repository.refresh(
+            session, workspace, ctx.settings.resolved_data_dir, sha
+        ),
     )
     await session.commit()
     if outcome.executions:

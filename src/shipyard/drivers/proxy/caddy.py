@@ -27,18 +27,14 @@ START_TIMEOUT = 15.0
 STOP_GRACE = 10.0
 
 
-def _not_found() -> dict[str, Any]:
-    return {"handle": [{"handler": "static_response", "status_code": 404, "body": "no route"}]}
+def _static(status: int, body: str) -> dict[str, Any]:
+    return {"handler": "static_response", "status_code": status, "body": body}
 
 
 def _proxy_route(route: Route) -> dict[str, Any]:
     if not route.upstreams:
         # Nothing to send to yet (no live release): say so instead of a dial error per request.
-        handler: dict[str, Any] = {
-            "handler": "static_response",
-            "status_code": 503,
-            "body": "no upstream",
-        }
+        handler = _static(503, "no upstream")
     else:
         handler = {
             "handler": "reverse_proxy",
@@ -57,19 +53,13 @@ def _proxy_route(route: Route) -> dict[str, Any]:
 
 def _redirect(hosts: list[str], https_port: int) -> dict[str, Any]:
     port = "" if https_port == 443 else f":{https_port}"
-    return {
-        "match": [{"host": hosts}],
-        "handle": [
-            {
-                "handler": "static_response",
-                "status_code": 308,
-                "headers": {
-                    "Location": [f"https://{{http.request.host}}{port}{{http.request.uri}}"]
-                },
-            }
-        ],
-        "terminal": True,
+    location = f"https://{{http.request.host}}{port}{{http.request.uri}}"
+    handler = {
+        "handler": "static_response",
+        "status_code": 308,
+        "headers": {"Location": [location]},
     }
+    return {"match": [{"host": hosts}], "handle": [handler], "terminal": True}
 
 
 def render(config: ProxyConfig, admin_address: str = DEFAULT_ADMIN) -> dict[str, Any]:
@@ -87,7 +77,7 @@ def render(config: ProxyConfig, admin_address: str = DEFAULT_ADMIN) -> dict[str,
         # Rendered here rather than left to Caddy's automatic redirects, which would be appended
         # behind our catch-all and never reached: what we render is exactly what runs.
         http_routes.append(_redirect(secure_hosts, config.https_port))
-    http_routes.append(_not_found())
+    http_routes.append({"handle": [_static(404, "no route")]})
     servers: dict[str, Any] = {
         HTTP_SERVER: {
             "listen": [f"{config.bind_host}:{config.http_port}"],
@@ -109,7 +99,7 @@ def render(config: ProxyConfig, admin_address: str = DEFAULT_ADMIN) -> dict[str,
         internal = [h for r in secure if r.tls == "internal" for h in r.hostnames]
         servers[HTTPS_SERVER] = {
             "listen": [f"{config.bind_host}:{config.https_port}"],
-            "routes": [*(_proxy_route(r) for r in secure), _not_found()],
+            "routes": [*(_proxy_route(r) for r in secure), {"handle": [_static(404, "no route")]}],
             "automatic_https": {
                 "disable_redirects": True,
                 "skip_certificates": [h for r in custom for h in r.hostnames],
@@ -165,6 +155,7 @@ class CaddyProxy:
 
     @property
     def log_path(self) -> Path:
+        """Where the owned child's output goes (appended across restarts)."""
         return self.data_dir / "caddy.log"
 
     @property
@@ -174,6 +165,7 @@ class CaddyProxy:
 
     @property
     def pid(self) -> int | None:
+        """Process id of the owned child, if one was started."""
         return self._proc.pid if self._proc is not None else None
 
     @property
@@ -216,25 +208,29 @@ class CaddyProxy:
 
     async def current(self) -> dict[str, Any]:
         """The JSON configuration Caddy is running (``{}`` when nothing is loaded)."""
-        async with httpx.AsyncClient(base_url=self.admin_url, timeout=10) as client:
-            try:
-                response = await client.get("/config/")
-            except httpx.HTTPError as exc:
-                raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
-        response.raise_for_status()
+        try:
+            async with self._client(10) as client:
+                response = (await client.get("/config/")).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
         return response.json() or {}
 
+    def _client(self, timeout: float) -> httpx.AsyncClient:
+        # A fresh client per call: Caddy restarts its admin server on every load, closing
+        # pooled keep-alive connections under us.
+        return httpx.AsyncClient(base_url=self.admin_url, timeout=timeout)
+
     async def _load(self, document: dict[str, Any]) -> None:
-        # Generous timeout: a load waits for new listeners and for the old servers to stop.
-        async with httpx.AsyncClient(base_url=self.admin_url, timeout=60) as client:
-            try:
+        try:
+            # Generous timeout: a load provisions every app (TLS storage, CA) before it answers.
+            async with self._client(60) as client:
                 response = await client.post(
                     "/load",
                     content=json.dumps(document),
                     headers={"Content-Type": "application/json"},
                 )
-            except httpx.HTTPError as exc:
-                raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
         if response.status_code != 200:
             try:
                 message = str(response.json().get("error") or response.text)
@@ -247,7 +243,7 @@ class CaddyProxy:
 
     async def _admin_answers(self, within: float) -> bool:
         deadline = time.monotonic() + within
-        async with httpx.AsyncClient(base_url=self.admin_url, timeout=2) as client:
+        async with self._client(2) as client:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get("/config/")).status_code == 200:
@@ -264,7 +260,7 @@ class CaddyProxy:
         self._proc = None
         if await self._admin_answers(within=0):
             with contextlib.suppress(httpx.HTTPError):
-                async with httpx.AsyncClient(base_url=self.admin_url, timeout=5) as client:
+                async with self._client(5) as client:
                     await client.post("/stop")
             for _ in range(int(STOP_GRACE / 0.1)):
                 if not await self._admin_answers(within=0):
