@@ -199,7 +199,21 @@ def _pusher(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Calla
 def _pump_logs(container: Any, push: Callable[[Any], None]) -> None:
     """Follow the container's log in a thread and push batches of decoded lines, then _END."""
     try:
-        _split_lines(container.logs(stream=True, follow=True, stdout=True, stderr=True), push)
+        streamed: list[bytes] = []
+
+        def chunks() -> Iterable[bytes]:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                streamed.append(chunk)
+                yield chunk
+            # The follow stream can end before the engine has stored a last line that has no
+            # newline (seen on Engine 20.10); once the container has ended, the full log has it.
+            container.wait()
+            seen = sum(len(c) for c in streamed)
+            full = container.logs(stream=False, stdout=True, stderr=True)
+            if len(full) > seen:
+                yield full[seen:]
+
+        _split_lines(chunks(), push)
     except Exception as exc:
         push(exc)
         return
