@@ -158,11 +158,9 @@ async def test_push_reads_pipelines_from_the_repository(ci: CI, tmp_path: Path) 
     names = {p["name"]: p for p in listed.json()["pipelines"]}
     assert set(names) == {"ci", "from-manifest"} and names["ci"]["source"] == "repository"
     done = await ci.wait(
-
-            (await ci.request("GET", f"/api/pipelines/{names['ci']['id']}")).json()[
-                "last_execution"
-            ]["id"]
-
+        (await ci.request("GET", f"/api/pipelines/{names['ci']['id']}")).json()["last_execution"][
+            "id"
+        ]
     )
     logs = await ci.logs(done["id"], "build", "hello")
     assert logs["logs"][-1]["message"] == "from-yaml"
