@@ -144,8 +144,14 @@ async def test_ping(ci: CI, repo: str) -> None:
 
 
 async def test_push_reads_pipelines_from_the_repository(ci: CI, tmp_path: Path) -> None:
-    pipeline_yaml = "stages:\n  - name: build\n    steps:\n      - name: hello\n        command: echo from-yaml\ntriggers: [push]\n"
-    manifest = "pipelines:\n  - name: from-manifest\n    stages:\n      - name: s\n        steps:\n          - {name: t, command: 'true'}\n"
+    pipeline_yaml = (
+        "stages:\n  - name: build\n    steps:\n      - name: hello\n"
+        "        command: echo from-yaml\ntriggers: [push]\n"
+    )
+    manifest = (
+        "pipelines:\n  - name: from-manifest\n    stages:\n      - name: s\n"
+        "        steps:\n          - {name: t, command: 'true'}\n"
+    )
     repo = git_repo(
         tmp_path / "r", {".shipyard/pipelines/ci.yaml": pipeline_yaml, "shipyard.yaml": manifest}
     )
