@@ -19,11 +19,6 @@ NOT_YET_SERVED = {
     "dashboardMetrics",
     "importApp",
     "connectGithub",
-    "streamAppLogs",
-    "listDeployments",
-    "createDeployment",
-    "getDeploymentLogs",
-    "rollbackDeployment",
     "githubWebhook",
 }
 

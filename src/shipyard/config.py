@@ -65,6 +65,27 @@ class Settings(BaseSettings):
     github_token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105 (a URL)
     github_api_url: str = "https://api.github.com"
 
+    # Deployments
+    deploy_deadline_seconds: int = Field(default=30 * 60, gt=0)
+    releases_keep: int = Field(default=5, ge=1)
+    drain_seconds: float = Field(default=2.0, ge=0)
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+    runtime: str = Field(default="auto", pattern="^(auto|docker|process)$")
+    base_image: str = "local/python:3.11"
+
+    # Proxy: Shipyard starts and owns a Caddy, or talks to the admin API of one you run.
+    proxy_enabled: bool = True
+    caddy_admin_address: str = "127.0.0.1:2019"
+    caddy_owned: bool = True
+    caddy_binary: str = "caddy"
+    proxy_http_port: int = Field(default=80, ge=1, le=65535)
+    proxy_https_port: int = Field(default=443, ge=1, le=65535)
+    proxy_bind_host: str = ""
+    # TLS for domains: managed (ACME), internal (Caddy's local CA), off (plain HTTP).
+    proxy_tls: str = Field(default="managed", pattern="^(managed|internal|off)$")
+    # Apps without a domain get <app>.<local_domain>, served with Caddy's internal CA.
+    local_domain: str = "localhost"
+
     metrics_public: bool = False
     trusted_proxies: str = "127.0.0.1"
     log_level: str = "info"

@@ -11,6 +11,7 @@ from shipyard.config import Settings
 from shipyard.db.engine import Database
 from shipyard.db.migrate import upgrade_to_head
 from shipyard.drivers.mail import LogMailer, Mailer, SmtpMailer
+from shipyard.engine.proxy_sync import ProxySync
 from shipyard.engine.runtime import build_worker
 from shipyard.engine.worker import Worker
 from shipyard.events.bus import EventBus
@@ -34,6 +35,10 @@ class AppContext:
     bus: EventBus = field(default_factory=EventBus)
     bootstrap: BootstrapState = field(default_factory=BootstrapState)
     worker: Worker | None = None
+    proxy: ProxySync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.proxy = ProxySync(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
@@ -101,4 +106,5 @@ class AppContext:
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
+        await self.proxy.stop()
         await self.database.dispose()

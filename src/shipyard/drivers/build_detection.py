@@ -166,7 +166,8 @@ def _python(tree: Path) -> _Language | None:
     pyproject = _toml(tree, "pyproject.toml")
     requirements = read_tree_file(tree, "requirements.txt", MAX_FILE_BYTES)
     has_manage = (tree / "manage.py").is_file()
-    markers = ("manage.py", "uv.lock", "poetry.lock")
+    # A bare app.py / main.py (standard library only) is a Python app with nothing to install.
+    markers = ("manage.py", "uv.lock", "poetry.lock", "app.py", "main.py")
     if (
         pyproject is None
         and requirements is None
@@ -185,7 +186,7 @@ def _python(tree: Path) -> _Language | None:
     elif requirements is not None or pyproject:
         manager = "pip"
     else:
-        manager = "none"  # a bare manage.py: nothing to install from
+        manager = "none"  # a bare manage.py or app.py: nothing to install from
     names = _requirement_names(requirements or "") | _pyproject_names(pyproject)
     if has_manage:
         names.add("django")

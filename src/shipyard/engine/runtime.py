@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shipyard.deployments.service import DEPLOYMENT_JOB
 from shipyard.drivers.executors.base import StepExecutor
 from shipyard.drivers.executors.shell import ShellExecutor
+from shipyard.drivers.runtime.base import Runtime
+from shipyard.engine.deploy_runner import DeployRunner
 from shipyard.engine.pipeline_runner import ExecutionRunner, RunnerConfig
 from shipyard.engine.worker import Worker
 from shipyard.runs.service import EXECUTION_JOB
@@ -18,6 +21,16 @@ def executors() -> dict[str, StepExecutor]:
     from shipyard.drivers.executors.docker import DockerExecutor
 
     return {"shell": ShellExecutor(), "docker": DockerExecutor()}
+
+
+def runtimes(ctx: AppContext) -> dict[str, Runtime]:
+    from shipyard.drivers.runtime.docker import DockerRuntime
+    from shipyard.drivers.runtime.process import ProcessRuntime
+
+    return {
+        "docker": DockerRuntime(base_image=ctx.settings.base_image),
+        "process": ProcessRuntime(ctx.settings.resolved_data_dir / "process"),
+    }
 
 
 def build_worker(ctx: AppContext) -> Worker:
@@ -36,4 +49,6 @@ def build_worker(ctx: AppContext) -> Worker:
         ),
     )
     worker.register(EXECUTION_JOB, runner.handle)
+    deployer = DeployRunner(ctx.database, ctx.bus, ctx.keyring, runtimes(ctx), ctx.proxy, settings)
+    worker.register(DEPLOYMENT_JOB, deployer.handle)
     return worker

@@ -3,6 +3,7 @@
 from shipyard.models.apps import App, AppEnvVar, Domain
 from shipyard.models.audit import AuditEvent
 from shipyard.models.pipelines import Pipeline, Workspace, WorkspaceSecret
+from shipyard.models.releases import GithubIntegration, Release
 from shipyard.models.runs import Job, LogLine, Run, RunEvent, RunStep, WebhookDelivery
 from shipyard.models.servers import Server
 from shipyard.models.tokens import ApiToken
@@ -14,11 +15,13 @@ __all__ = [
     "AppEnvVar",
     "AuditEvent",
     "Domain",
+    "GithubIntegration",
     "Job",
     "LogLine",
     "LoginSession",
     "PasswordReset",
     "Pipeline",
+    "Release",
     "Run",
     "RunEvent",
     "RunStep",

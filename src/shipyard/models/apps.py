@@ -36,6 +36,7 @@ class App(Base):
     dependency_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     detection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    live_release_id: Mapped[str | None] = mapped_column(String(36))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
 

@@ -21,11 +21,13 @@ async def record(
     status: str,
     stage: str | None = None,
     step: str | None = None,
+    *,
+    kind: str = "execution_update",
 ) -> dict[str, Any]:
     """Store the update in the caller's transaction; publish it with ``publish`` after commit."""
     now = now_ms()
     payload = {
-        "type": "execution_update",
+        "type": kind,
         "data": {
             "execution_id": run_id,
             "status": STATUS_NAMES.get(status, status),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.api.v1 import apps, auth, domains, env, health, tokens, users
+from shipyard.api.v1 import apps, auth, deployments, domains, env, health, tokens, users
 
 router = APIRouter()
-for module in (health, auth, tokens, users, apps, env, domains):
+for module in (health, auth, tokens, users, apps, env, domains, deployments):
     router.include_router(module.router)

@@ -272,3 +272,59 @@ class DomainSummary(BaseModel):
 
 class DomainListResponse(BaseModel):
     items: list[DomainSummary]
+
+
+# --- deployments --------------------------------------------------------------------------
+
+DeploymentStatus = Literal["queued", "deploying", "retrying", "healthy", "failed"]
+
+
+class CreateDeploymentRequest(Request):
+    source_ref: str | None = Field(default=None, max_length=255)
+    image_ref: str | None = Field(default=None, max_length=512)
+    commit_sha: str | None = Field(default=None, max_length=64)
+    simulate_failures: int | None = Field(default=None, ge=0, description="Accepted, ignored.")
+    force_rebuild: bool | None = None
+
+
+class CreateDeploymentAccepted(BaseModel):
+    deployment_id: str
+    status: DeploymentStatus
+    queued_at_unix_ms: int
+
+
+class DeploymentStep(BaseModel):
+    name: str
+    status: str
+    message: str | None = None
+    started_at_unix_ms: int | None = None
+    finished_at_unix_ms: int | None = None
+
+
+class Deployment(BaseModel):
+    id: str
+    app_id: str
+    source_ref: str | None = None
+    image_ref: str | None = None
+    commit_sha: str | None = None
+    status: DeploymentStatus
+    last_error: str | None = None
+    created_at_unix_ms: int
+    updated_at_unix_ms: int
+    trigger: str | None = None
+    steps: list[DeploymentStep] | None = None
+
+
+class DeploymentListResponse(BaseModel):
+    items: list[Deployment]
+
+
+class DeploymentLogsResponse(BaseModel):
+    deployment_id: str
+    logs: str
+
+
+class RollbackRequest(Request):
+    deployment_id: str | None = Field(
+        default=None, description="Roll back to this deployment's release."
+    )
