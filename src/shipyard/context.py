@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from shipyard.apps import repository as apps_repository
 from shipyard.auth.passwords import configure_hasher
 from shipyard.auth.service import BootstrapState
 from shipyard.config import Settings
@@ -96,6 +97,16 @@ class AppContext:
         if engine:
             self.worker = build_worker(self)
             await self.worker.start()
+            await self.restore_routes()
+
+    async def restore_routes(self) -> None:
+        """After a restart, the proxy again routes every live release (the apps kept running)."""
+        async with self.database.reading() as session:
+            if await apps_repository.any_live(session):
+                try:
+                    await self.proxy.apply(session)
+                except Exception:  # the API must come up even if the proxy cannot (yet)
+                    log.exception("could not restore the proxy routes")
 
     def wake_engine(self) -> None:
         """Work was queued in this process: start it now rather than at the next poll."""

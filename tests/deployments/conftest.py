@@ -22,7 +22,9 @@ VERSION = open('version.txt').read().strip()
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ('VERSION=' + VERSION + ' GREETING=' + os.environ.get('GREETING', '')).encode()
-        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): print('request', self.path, flush=True)
 http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()
@@ -122,6 +124,24 @@ class Platform:
         )
         return str(r.json()["logs"])
 
+    async def delete_all(self, ctx: Any) -> None:
+        """Delete every app (which stops its instances) and wait for the teardown jobs."""
+        from sqlalchemy import func, select
+
+        from shipyard.models import Job
+
+        apps = (await self.api.client.get("/api/v1/apps", headers=self.headers)).json()["items"]
+        for app in apps:
+            await self.api.client.delete(f"/api/v1/apps/{app['id']}", headers=self.headers)
+        for _ in range(300):
+            async with ctx.database.reading() as session:
+                pending = await session.scalar(
+                    select(func.count()).select_from(Job).where(Job.state.in_(("queued", "leased")))
+                )
+            if not pending:
+                return
+            await asyncio.sleep(0.1)
+
     async def get(self, host: str) -> httpx.Response:
         async with httpx.AsyncClient() as client:
             return await client.get(
@@ -151,7 +171,10 @@ async def make_platform(settings: Settings, runtime: str) -> AsyncIterator[Platf
         ) as client:
             platform = Platform(Api(client), http_port)
             await platform.setup()
-            yield platform
+            try:
+                yield platform
+            finally:
+                await platform.delete_all(application.state.ctx)
 
 
 @pytest.fixture(params=["process", "docker"])

@@ -31,3 +31,9 @@ async def name_taken(session: AsyncSession, name: str, *, except_id: str | None 
     if except_id is not None:
         query = query.where(App.id != except_id)
     return (await session.execute(query.limit(1))).first() is not None
+
+
+async def any_live(session: AsyncSession) -> bool:
+    """Whether any app has a live release (and so needs proxy routes)."""
+    found = await session.execute(select(App.id).where(App.live_release_id.is_not(None)).limit(1))
+    return found.first() is not None

@@ -6,6 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,9 +14,10 @@ from shipyard.apps import repository
 from shipyard.apps.schemas import AppSpec
 from shipyard.auth.principal import Principal
 from shipyard.clock import now_ms
+from shipyard.engine import jobs
 from shipyard.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from shipyard.ids import is_uuid, new_id
-from shipyard.models import App
+from shipyard.models import App, Release
 from shipyard.servers import service as servers_service
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -175,11 +177,24 @@ async def update_app(
     return app
 
 
-async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> None:
-    """Delete the app with its env vars and domains."""
+TEARDOWN_JOB = "app_teardown"
+
+
+async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> bool:
+    """Delete the app with its env vars, domains and releases. Its running instances are stopped
+    (and its routes removed) by a job queued in the same transaction; True when there is one."""
     app = await get_app(session, principal, app_id)
+    rows = await session.execute(select(Release).where(Release.app_id == app.id))
+    instances = [
+        {**inst, "release_id": r.id, "runtime": r.runtime}
+        for r in rows.scalars()
+        for inst in (r.instances or [])
+    ]
+    if instances:
+        await jobs.enqueue(session, TEARDOWN_JOB, {"app": app.name, "instances": instances})
     await session.delete(app)
     await session.flush()
+    return bool(instances)
 
 
 def effective_config(app: App) -> dict[str, Any]:

@@ -514,3 +514,22 @@ async def _docker_answers() -> bool:
             return False
 
     return await asyncio.to_thread(ping)
+
+
+class Teardown:
+    """Stops the instances of a deleted app and drops its routes."""
+
+    def __init__(
+        self, database: Database, runtimes: dict[str, Runtime], proxy: ProxySync, grace: float
+    ) -> None:
+        self.database, self.runtimes, self.proxy, self.grace = database, runtimes, proxy, grace
+
+    async def handle(self, job: ClaimedJob) -> None:
+        async with self.database.reading() as session:
+            await self.proxy.apply(session)  # the app's rows are gone: its routes go too
+        for inst in job.payload["instances"]:
+            runtime = self.runtimes.get(inst.get("runtime", ""))
+            if runtime is not None:
+                await runtime.stop(
+                    Instance(inst["id"], inst["release_id"], inst["upstream"]), self.grace
+                )

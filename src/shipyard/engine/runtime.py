@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shipyard.apps.service import TEARDOWN_JOB
 from shipyard.deployments.service import DEPLOYMENT_JOB
 from shipyard.drivers.executors.base import StepExecutor
 from shipyard.drivers.executors.shell import ShellExecutor
 from shipyard.drivers.runtime.base import Runtime
-from shipyard.engine.deploy_runner import DeployRunner
+from shipyard.engine.deploy_runner import DeployRunner, Teardown
 from shipyard.engine.pipeline_runner import ExecutionRunner, RunnerConfig
 from shipyard.engine.worker import Worker
 from shipyard.runs.service import EXECUTION_JOB
@@ -49,6 +50,9 @@ def build_worker(ctx: AppContext) -> Worker:
         ),
     )
     worker.register(EXECUTION_JOB, runner.handle)
-    deployer = DeployRunner(ctx.database, ctx.bus, ctx.keyring, runtimes(ctx), ctx.proxy, settings)
+    available = runtimes(ctx)
+    deployer = DeployRunner(ctx.database, ctx.bus, ctx.keyring, available, ctx.proxy, settings)
     worker.register(DEPLOYMENT_JOB, deployer.handle)
+    teardown = Teardown(ctx.database, available, ctx.proxy, settings.stop_grace_seconds)
+    worker.register(TEARDOWN_JOB, teardown.handle)
     return worker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.deps import Admin, Ctx, DbSession, Reader
 from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
@@ -71,9 +71,11 @@ async def update_app(
 
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="deleteApp")
-async def delete_app(app_id: str, principal: Admin, session: DbSession) -> Response:
-    """Delete an app with its env vars and domains."""
-    await apps_service.delete_app(session, principal, app_id)
+async def delete_app(app_id: str, principal: Admin, session: DbSession, ctx: Ctx) -> Response:
+    """Delete an app with its env vars, domains and releases; its instances are stopped."""
+    if await apps_service.delete_app(session, principal, app_id):
+        await session.commit()
+        ctx.wake_engine()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
