@@ -86,6 +86,11 @@ def validation_error(exc: RequestValidationError) -> Invalid:
                 code="invalid_json",
             )
         message = _FRIENDLY.get(kind) or str(err.get("msg", "is not valid"))
+        if tuple(err.get("loc", ())) == ("body",) and kind in (
+            "dict_type",
+            "model_attributes_type",
+        ):
+            message = "send a JSON object with the header Content-Type: application/json"
         details.append(FieldError(field_path(err.get("loc", ())), message))
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
     return Invalid(f"the request is not valid: {summary}", details)

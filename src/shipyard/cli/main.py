@@ -142,6 +142,9 @@ def openapi(
 
     from shipyard.openapi import openapi_document
 
+    if fmt not in ("yaml", "json"):
+        console.print(f"[red]error:[/red] --format must be yaml or json, not {fmt!r}")
+        raise typer.Exit(2)
     document = openapi_document()
     text = (
         yaml.safe_dump(document, sort_keys=False, allow_unicode=True)

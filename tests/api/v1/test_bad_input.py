@@ -127,3 +127,11 @@ async def test_malformed_authorization_header_is_401(api: Api, admin: Actor) -> 
 async def test_bad_login_email_is_400(api: Api, admin: Actor) -> None:
     r = await api.client.post("/api/v1/auth/login", json={"email": "not-an-email", "password": "x"})
     assert assert_error_envelope(r, 400)["details"][0]["field"] == "email"
+
+
+async def test_a_body_without_json_content_type_says_what_to_send(api: Api, admin: Actor) -> None:
+    r = await api.client.post(
+        "/api/v1/apps", content=b"name=web", headers={**admin.headers, "Content-Type": "text/plain"}
+    )
+    error = assert_error_envelope(r, 400, "validation_error")
+    assert "Content-Type: application/json" in error["details"][0]["message"]
