@@ -14,6 +14,7 @@ from shipyard.apps import repository
 from shipyard.apps.schemas import AppSpec
 from shipyard.auth.principal import Principal
 from shipyard.clock import now_ms
+from shipyard.drivers import git
 from shipyard.engine import jobs
 from shipyard.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from shipyard.ids import is_uuid, new_id
@@ -67,6 +68,14 @@ def _check(spec: AppSpec, *, creating: bool) -> list[FieldError]:
     return problems
 
 
+async def _check_reachable(spec: AppSpec) -> None:
+    """Refuse repository URLs that point at link-local or cloud metadata addresses (SSRF)."""
+    if spec.repository is not None and spec.repository.clone_url:
+        await git.check_url_not_internal(
+            spec.repository.clone_url, allow_file=True, field="repository.clone_url"
+        )
+
+
 def _derive_source_type(app: App) -> str | None:
     if app.build_mode == "compose" or app.compose_file:
         return "compose"
@@ -116,6 +125,7 @@ async def create_app(session: AsyncSession, principal: Principal, spec: AppSpec)
     problems = _check(spec, creating=True)
     if problems:
         raise Invalid("the app is not valid", problems)
+    await _check_reachable(spec)
     assert spec.name is not None
     if principal.app_id is not None:
         raise Forbidden("a token bound to one app cannot create apps; use a personal token")
@@ -162,6 +172,7 @@ async def update_app(
     problems = _check(spec, creating=False)
     if problems:
         raise Invalid("the app update is not valid", problems)
+    await _check_reachable(spec)
     if spec.name is not None and await repository.name_taken(session, spec.name, except_id=app.id):
         raise Conflict(f"an app named {spec.name} already exists; choose another name")
     if (

@@ -314,6 +314,10 @@ class DeployRunner:
                 commit = await git.resolve_cached(mirror, ref)
                 tree = await git.checkout(mirror, commit, d.workdir / "src")
                 await d.writer.write(f"checked out {commit}")
+                async with self.database.transaction() as session:
+                    run_row = await session.get(Run, d.run.id)
+                    if run_row is not None:
+                        run_row.commit_sha = commit
                 d.manifest = load_manifest(tree)
                 detection = detect(tree)
                 profile, start_cmd, port_hint = (

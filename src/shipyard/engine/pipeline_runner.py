@@ -153,6 +153,7 @@ class ExecutionRunner:
         try:
             sha = await self._checkout(ex, branch or workspace.branch, commit, workdir)
             variables.setdefault("SHIPYARD_COMMIT_SHA", sha)
+            await self._record_commit(run_id, sha)
             outcome, error = await self._run_graph(ex, workdir)
         except git.GitError as exc:
             outcome, error = FAILED, f"checkout failed: {exc.message}"
@@ -167,6 +168,13 @@ class ExecutionRunner:
             await writer.close()
             shutil.rmtree(workdir, ignore_errors=True)
         await self._finish_run(run_id, outcome, error)
+
+    async def _record_commit(self, run_id: str, sha: str) -> None:
+        """The commit a branch resolved to, so the execution shows what it ran."""
+        async with self.database.transaction() as session:
+            run = await session.get(Run, run_id)
+            if run is not None:
+                run.commit_sha = sha
 
     async def _watch_cancel(self, ex: _Execution) -> None:
         """Cancel arrives on the bus (this process) or in the database (another replica)."""

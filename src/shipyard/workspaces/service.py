@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.auth.principal import Principal
 from shipyard.clock import now_ms
+from shipyard.drivers import git
 from shipyard.env.service import check_key
 from shipyard.errors import FieldError, Forbidden, Invalid, NotFound
 from shipyard.ids import is_uuid, new_id
@@ -60,6 +61,7 @@ async def create_workspace(
     if principal.app_id is not None:
         raise Forbidden("a token bound to one app cannot create workspaces")
     _check(name, repository_url, branch or "main", None)
+    await git.check_url_not_internal(repository_url, allow_file=True, field="repository_url")
     now = now_ms()
     workspace = Workspace(
         id=new_id(),
@@ -111,6 +113,10 @@ async def update_workspace(
         changes.get("branch"),
         changes.get("status"),
     )
+    if changes.get("repository_url"):
+        await git.check_url_not_internal(
+            str(changes["repository_url"]), allow_file=True, field="repository_url"
+        )
     for field in ("name", "repository_url", "branch", "status"):
         if changes.get(field) is not None:
             setattr(workspace, field, changes[field])

@@ -147,3 +147,12 @@ async def test_config_of_a_new_app_matches_the_contract(api: Api, admin: Actor) 
     assert r.json()["repository"]["owner"] == "acme"
     assert r.json()["build_mode"] == "auto"
     assert r.json()["detection"]["build_profile"] == "unknown"
+
+
+async def test_link_local_clone_urls_are_refused(api: Api, admin: Actor) -> None:
+    r = await api.client.post(
+        "/api/v1/apps",
+        json={"name": "x", "repository": {"clone_url": "http://169.254.169.254/repo.git"}},
+        headers=admin.headers,
+    )
+    assert assert_error_envelope(r, 400)["details"][0]["field"] == "repository.clone_url"

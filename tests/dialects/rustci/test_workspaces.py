@@ -111,3 +111,12 @@ async def test_users_me(ci: CI) -> None:
     assert r.json()["email"] == "dev@example.com" and r.json()["roles"] == ["user"]
     updated = await ci.request("PUT", "/api/users/me", json={"email": "new@example.com"})
     assert updated.json()["email"] == "new@example.com"
+
+
+async def test_metadata_addresses_are_refused_as_repositories(ci: CI) -> None:
+    r = await ci.request(
+        "POST",
+        "/api/workspaces",
+        json={"name": "x", "repository_url": "http://169.254.169.254/latest/meta-data"},
+    )
+    assert assert_rustci_error(r, 422, "ValidationError")["details"]["field"] == "repository_url"  # type: ignore[index]

@@ -10,8 +10,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from shipyard.drivers.docker_client import LazyDockerClient
 from shipyard.drivers.executors.base import StepSpec
-from shipyard.errors import Invalid, NotFound, Unavailable
+from shipyard.errors import Invalid, NotFound
 
 MANAGED_LABEL = "shipyard.managed"
 WORKSPACE = "/workspace"
@@ -26,30 +27,15 @@ class DockerExecutor:
     """Runs each step as a detached container with the step's workdir mounted at /workspace."""
 
     def __init__(self, client: Any = None) -> None:
-        self._client = client
-        self._client_lock = threading.Lock()
+        self._engine = LazyDockerClient(client)
 
     def _docker(self) -> Any:
-        """The docker client, made on first use (in a worker thread: it talks to the engine)."""
-        import docker  # only installs that run containers pay for the SDK
-
-        with self._client_lock:
-            if self._client is None:
-                try:
-                    self._client = docker.from_env()
-                except docker.errors.DockerException as exc:
-                    raise Unavailable(
-                        f"Docker Engine not reachable ({exc}); start it (scripts/ensure-docker) "
-                        "or point DOCKER_HOST at one"
-                    ) from exc
-            return self._client
+        """The docker client, made on first use."""
+        return self._engine.get()
 
     def close(self) -> None:
         """Close the engine connections (at shutdown); the next start() opens new ones."""
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        self._engine.close()
 
     async def start(self, spec: StepSpec) -> DockerProcess:
         """Create and start the step's container; its output is collected from this moment on."""

@@ -7,12 +7,12 @@ import contextlib
 import math
 import secrets
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shipyard.drivers.docker_client import LazyDockerClient
 from shipyard.drivers.runtime.base import Artifact, BuildSpec, Instance, InstanceSpec, LogFn
 from shipyard.drivers.runtime.docker_build import (
     GENERATED_DOCKERFILE,
@@ -39,7 +39,7 @@ from shipyard.drivers.runtime.docker_build import (
     upstream_of,
     volume_mounts,
 )
-from shipyard.errors import Invalid, NotFound, Unavailable
+from shipyard.errors import Invalid, NotFound
 
 __all__ = ["BuildFailed", "ComposeInstance", "DockerRuntime", "StartFailed"]
 
@@ -66,32 +66,17 @@ class DockerRuntime:
     start_settle_seconds = 1.0
 
     def __init__(self, client: Any = None, base_image: str = "local/python:3.11") -> None:
-        self._client = client
-        self._client_lock = threading.Lock()
+        self._engine = LazyDockerClient(client)
         self.base_image = base_image
         self._toolchains: dict[str, bool] = {}
 
     def _docker(self) -> Any:
-        """The docker client, made on first use (in a worker thread: it talks to the engine)."""
-        import docker  # only installs that run containers pay for the SDK
-
-        with self._client_lock:
-            if self._client is None:
-                try:
-                    self._client = docker.from_env()
-                except docker.errors.DockerException as exc:
-                    raise Unavailable(
-                        f"Docker Engine not reachable ({exc}); start it (scripts/ensure-docker) "
-                        "or point DOCKER_HOST at one"
-                    ) from exc
-            return self._client
+        """The docker client, made on first use."""
+        return self._engine.get()
 
     def close(self) -> None:
         """Close the engine connections (at shutdown); the next call opens new ones."""
-        with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        self._engine.close()
 
     # -- build -----------------------------------------------------------------------------
 
