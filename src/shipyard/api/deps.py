@@ -74,10 +74,9 @@ async def authenticate(request: Request, session: AsyncSession) -> Principal:
                 session, raw.strip(), ctx.signing_key
             )
             if stale and request.method in READ_METHODS:
-                # The request's own transaction is read-only; SQLite allows one writer, so
-                # this short write must not start while the request holds the write lock.
-                async with ctx.database.transaction() as touch:
-                    await tokens_service.record_use(touch, principal.token_id or "")
+                # Recorded after the response (RequestMiddleware): a second connection taken
+                # here, while this request holds its own, could exhaust the pool under load.
+                request.state.touch_token = principal.token_id
             elif stale:
                 await tokens_service.record_use(session, principal.token_id or "")
         elif cookie := request.cookies.get(SESSION_COOKIE):

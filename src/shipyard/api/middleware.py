@@ -18,6 +18,7 @@ from shipyard.api.errors import render
 from shipyard.audit import service as audit_service
 from shipyard.errors import PayloadTooLarge
 from shipyard.metrics.prometheus import observe
+from shipyard.tokens import service as tokens_service
 
 log = logging.getLogger("shipyard.api")
 
@@ -107,6 +108,16 @@ class RequestMiddleware:
             principal = state.get("principal")
             if principal is not None and scope["method"] in MUTATING:
                 await self._audit(scope, principal, template, status_holder[0], request_id)
+            if state.get("touch_token"):
+                await self._touch(scope, state["touch_token"])
+
+    async def _touch(self, scope: Scope, token_id: str) -> None:
+        """Record a token's last use, after the response and with no other connection held."""
+        try:
+            async with scope["app"].state.ctx.database.transaction() as session:
+                await tokens_service.record_use(session, token_id)
+        except Exception:
+            log.exception("could not record the last use of token %s", token_id)
 
     async def _audit(
         self, scope: Scope, principal: Any, route: str, status: int, request_id: str

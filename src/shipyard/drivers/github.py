@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    pass
 
 from shipyard.errors import ShipyardError
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported on first use: importing it pulls in rich and pygments (its CLI), about
+    10 MB the idle server should not carry."""
+    import httpx
+
+    return httpx
 
 
 @dataclass
@@ -30,7 +41,7 @@ class GithubOAuth:
 
     async def exchange_code(self, code: str, redirect_uri: str) -> str:
         """Trade the callback's code for an access token."""
-        async with httpx.AsyncClient(timeout=15) as client:
+        async with _httpx().AsyncClient(timeout=15) as client:
             try:
                 r = await client.post(
                     self.token_url,
@@ -42,7 +53,7 @@ class GithubOAuth:
                     },
                     headers={"Accept": "application/json"},
                 )
-            except httpx.HTTPError as exc:
+            except _httpx().HTTPError as exc:
                 raise GithubError(f"GitHub could not be reached: {exc}", status=502) from exc
         body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         if r.status_code != 200 or "access_token" not in body:
@@ -57,7 +68,7 @@ class GithubOAuth:
             "Authorization": f"Bearer {access_token}",
             "Accept": "application/vnd.github+json",
         }
-        async with httpx.AsyncClient(timeout=15, headers=headers) as client:
+        async with _httpx().AsyncClient(timeout=15, headers=headers) as client:
             try:
                 r = await client.get(f"{self.api_url}/user")
                 email = r.json().get("email") if r.status_code == 200 else None
@@ -68,7 +79,7 @@ class GithubOAuth:
                             e for e in emails.json() if e.get("primary") and e.get("verified")
                         ]
                         email = primary[0]["email"] if primary else None
-            except httpx.HTTPError as exc:
+            except _httpx().HTTPError as exc:
                 raise GithubError(f"GitHub could not be reached: {exc}", status=502) from exc
         if r.status_code != 200:
             raise GithubError(f"GitHub did not return the user (HTTP {r.status_code})", status=401)

@@ -6,10 +6,21 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from shipyard.drivers.runtime.base import LogFn
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported on first use: importing it pulls in rich and pygments (its CLI), about
+    10 MB the idle server should not carry."""
+    import httpx
+
+    return httpx
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ async def _probe(upstream: str, check: HealthCheck, client: httpx.AsyncClient) -
         return None
     try:
         r = await client.get(f"http://{upstream}{check.path}", timeout=check.timeout_seconds)
-    except httpx.HTTPError as exc:
+    except _httpx().HTTPError as exc:
         return f"GET {check.path}: {exc.__class__.__name__}"
     return None if r.status_code < 400 else f"GET {check.path}: HTTP {r.status_code}"
 
@@ -45,7 +56,7 @@ async def wait_healthy(upstream: str, check: HealthCheck, log: LogFn) -> str | N
     deadline = time.monotonic() + check.deadline_seconds
     streak = 0
     reason: str | None = "never probed"
-    async with httpx.AsyncClient() as client:
+    async with _httpx().AsyncClient() as client:
         while time.monotonic() < deadline:
             reason = await _probe(upstream, check, client)
             streak = streak + 1 if reason is None else 0

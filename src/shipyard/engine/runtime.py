@@ -1,25 +1,32 @@
-"""Wire the engine: a worker with a handler per job kind."""
+"""Wire the engine: a worker with a handler per job kind.
+
+Handlers are built on their first job: an idle server that has run no deployment or pipeline
+does not carry the runners, runtimes, git and build-detection code in memory.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import TYPE_CHECKING
 
 from shipyard.apps.service import TEARDOWN_JOB
 from shipyard.deployments.service import DEPLOYMENT_JOB
-from shipyard.drivers.executors.base import StepExecutor
-from shipyard.drivers.executors.shell import ShellExecutor
-from shipyard.drivers.runtime.base import Runtime
-from shipyard.engine.deploy_runner import DeployRunner, Teardown
-from shipyard.engine.pipeline_runner import ExecutionRunner, RunnerConfig
+from shipyard.engine.jobs import ClaimedJob
 from shipyard.engine.worker import Worker
 from shipyard.runs.service import EXECUTION_JOB
 
 if TYPE_CHECKING:
     from shipyard.context import AppContext
+    from shipyard.drivers.executors.base import StepExecutor
+    from shipyard.drivers.runtime.base import Runtime
+
+Handler = Callable[[ClaimedJob], Awaitable[None]]
 
 
 def executors() -> dict[str, StepExecutor]:
     from shipyard.drivers.executors.docker import DockerExecutor
+    from shipyard.drivers.executors.shell import ShellExecutor
 
     return {"shell": ShellExecutor(), "docker": DockerExecutor()}
 
@@ -34,25 +41,46 @@ def runtimes(ctx: AppContext) -> dict[str, Runtime]:
     }
 
 
+def _lazy(factory: Callable[[], Handler]) -> Handler:
+    made = cache(factory)
+
+    async def handle(job: ClaimedJob) -> None:
+        await made()(job)
+
+    return handle
+
+
 def build_worker(ctx: AppContext) -> Worker:
     settings = ctx.settings
     worker = Worker(ctx.database, concurrency=settings.worker_concurrency)
-    runner = ExecutionRunner(
-        ctx.database,
-        ctx.bus,
-        ctx.keyring,
-        executors(),
-        RunnerConfig(
+    shared_runtimes = cache(lambda: runtimes(ctx))
+
+    def execution_handler() -> Handler:
+        from shipyard.engine.pipeline_runner import ExecutionRunner, RunnerConfig
+
+        config = RunnerConfig(
             data_dir=settings.resolved_data_dir,
             stage_concurrency=settings.ci_stage_concurrency,
             cancel_grace_seconds=settings.ci_cancel_grace_seconds,
             deadline_seconds=settings.ci_deadline_seconds,
-        ),
-    )
-    worker.register(EXECUTION_JOB, runner.handle)
-    available = runtimes(ctx)
-    deployer = DeployRunner(ctx.database, ctx.bus, ctx.keyring, available, ctx.proxy, settings)
-    worker.register(DEPLOYMENT_JOB, deployer.handle)
-    teardown = Teardown(ctx.database, available, ctx.proxy, settings.stop_grace_seconds)
-    worker.register(TEARDOWN_JOB, teardown.handle)
+        )
+        return ExecutionRunner(ctx.database, ctx.bus, ctx.keyring, executors(), config).handle
+
+    def deployment_handler() -> Handler:
+        from shipyard.engine.deploy_runner import DeployRunner
+
+        return DeployRunner(
+            ctx.database, ctx.bus, ctx.keyring, shared_runtimes(), ctx.proxy, settings
+        ).handle
+
+    def teardown_handler() -> Handler:
+        from shipyard.engine.deploy_runner import Teardown
+
+        return Teardown(
+            ctx.database, shared_runtimes(), ctx.proxy, settings.stop_grace_seconds
+        ).handle
+
+    worker.register(EXECUTION_JOB, _lazy(execution_handler))
+    worker.register(DEPLOYMENT_JOB, _lazy(deployment_handler))
+    worker.register(TEARDOWN_JOB, _lazy(teardown_handler))
     return worker

@@ -167,3 +167,20 @@ async def test_app_bound_token_sees_only_its_app(api: Api, admin: Actor) -> None
     svc = bearer(r.json()["token"])
     listed = await api.client.get("/api/v1/apps", headers=svc)
     assert [a["name"] for a in listed.json()["items"]] == ["bound"]
+
+
+async def test_many_concurrent_reads_with_a_stale_token_do_not_exhaust_the_pool(
+    api: Api, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: recording last use took a second connection per request and deadlocked."""
+    import asyncio
+
+    import shipyard.tokens.service as tokens_service
+
+    real_now = tokens_service.now_ms
+    monkeypatch.setattr(tokens_service, "now_ms", lambda: real_now() + 31_000)
+    replies = await asyncio.wait_for(
+        asyncio.gather(*(api.client.get("/api/v1/apps", headers=admin.headers) for _ in range(24))),
+        timeout=20,
+    )
+    assert {r.status_code for r in replies} == {200}

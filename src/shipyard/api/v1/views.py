@@ -20,7 +20,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def app(row: App) -> w.App:
+def app_json(row: App) -> dict[str, Any]:
+    """The App wire shape as a plain dict (lists skip model validation: they are hot paths)."""
     repository = None
     if row.clone_url or row.repo_name:
         repository = {
@@ -30,21 +31,25 @@ def app(row: App) -> w.App:
             "clone_url": row.clone_url,
             "default_branch": row.default_branch,
         }
-    return w.App(
-        id=row.id,
-        name=row.name,
-        created_at_unix_ms=row.created_at_ms,
-        updated_at_unix_ms=row.updated_at_ms,
-        owner_id=row.owner_id,
-        server_id=row.server_id,
-        source_type=row.source_type,
-        repository=repository,
-        source={"branch": row.branch, "commit_sha": row.commit_sha},
-        image_ref=row.image_ref,
-        compose_file=row.compose_file,
-        build_mode=row.build_mode,
-        runtime={"port": row.port, "healthcheck_path": row.healthcheck_path},
-    )
+    return {
+        "id": row.id,
+        "name": row.name,
+        "created_at_unix_ms": row.created_at_ms,
+        "updated_at_unix_ms": row.updated_at_ms,
+        "owner_id": row.owner_id,
+        "server_id": row.server_id,
+        "source_type": row.source_type,
+        "repository": repository,
+        "source": {"branch": row.branch, "commit_sha": row.commit_sha},
+        "image_ref": row.image_ref,
+        "compose_file": row.compose_file,
+        "build_mode": row.build_mode,
+        "runtime": {"port": row.port, "healthcheck_path": row.healthcheck_path},
+    }
+
+
+def app(row: App) -> w.App:
+    return w.App(**app_json(row))
 
 
 def token(row: ApiToken) -> w.TokenSummary:

@@ -10,12 +10,23 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Any
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from shipyard.drivers.proxy.base import ProxyConfig, ProxyRejected, ProxyUnavailable, Route
 from shipyard.errors import invalid_field
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported on first use: importing it pulls in rich and pygments (its CLI), about
+    10 MB the idle server should not carry."""
+    import httpx
+
+    return httpx
+
 
 DEFAULT_ADMIN = "127.0.0.1:2019"
 HTTP_SERVER = "shipyard_http"
@@ -211,14 +222,14 @@ class CaddyProxy:
         try:
             async with self._client(10) as client:
                 response = (await client.get("/config/")).raise_for_status()
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
         return response.json() or {}
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
         # A fresh client per call: Caddy restarts its admin server on every load, closing
         # pooled keep-alive connections under us.
-        return httpx.AsyncClient(base_url=self.admin_url, timeout=timeout)
+        return _httpx().AsyncClient(base_url=self.admin_url, timeout=timeout)
 
     async def _load(self, document: dict[str, Any]) -> None:
         try:
@@ -229,7 +240,7 @@ class CaddyProxy:
                     content=json.dumps(document),
                     headers={"Content-Type": "application/json"},
                 )
-        except httpx.HTTPError as exc:
+        except _httpx().HTTPError as exc:
             raise ProxyUnavailable(f"Caddy admin API at {self.admin_url}: {exc}") from exc
         if response.status_code != 200:
             try:
@@ -245,7 +256,7 @@ class CaddyProxy:
         deadline = time.monotonic() + within
         async with self._client(2) as client:
             while True:
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(_httpx().HTTPError):
                     if (await client.get("/config/")).status_code == 200:
                         return True
                 if self.owned and self._proc is not None and self._proc.poll() is not None:
@@ -259,7 +270,7 @@ class CaddyProxy:
         # by an earlier Shipyard process: stop it, so that the one we run is one we supervise.
         self._proc = None
         if await self._admin_answers(within=0):
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(_httpx().HTTPError):
                 async with self._client(5) as client:
                     await client.post("/stop")
             for _ in range(int(STOP_GRACE / 0.1)):
