@@ -708,7 +708,13 @@ def sequential(
         if args.wait_quiet:
             quiet_gate(min(args.wait_quiet, QUIET_GATE_S))
         meter = CpuMeter(server.pid)
-        run, n = run_one(client, pipeline, markers, args.poll_ms / 1000, args.timeout)
+        try:
+            run, n = run_one(client, pipeline, markers, args.poll_ms / 1000, args.timeout)
+        except (RuntimeError, httpx.HTTPError) as exc:
+            if not runs:
+                raise
+            print(f"execution {len(runs) + 1} could not be started ({exc}); stopping here")
+            break
         one = meter.read()
         run.other_cores = one["other_cores"]
         for key, cores_key in (
@@ -873,16 +879,22 @@ def main() -> int:
                 entry["burst"] = burst(server, headers, pipeline, markers, args)
                 time.sleep(2.0)
                 entry["idle_rss_kib_after"] = vm_rss_kib(server.pid)
+                print(
+                    f"idle VmRSS 2 s after the runs: {entry['idle_rss_kib_after'] / 1024:.1f} MiB"
+                )
+            except (RuntimeError, httpx.HTTPError) as exc:
+                # e.g. a POST answered 500: report what was measured so far and go on.
+                entry["error"] = str(exc)[:1000]
+                print(f"\nERROR with this server: {entry['error']}", flush=True)
+            finally:
                 entry["server_log"] = server_log_errors(server.log_path)
                 print(
-                    f"idle VmRSS 2 s after the runs: {entry['idle_rss_kib_after'] / 1024:.1f} MiB; "
                     f"server log: {entry['server_log']['error_lines']} ERROR lines, "
                     f"{entry['server_log']['database_is_locked']} 'database is locked'",
                     flush=True,
                 )
                 for line in entry["server_log"]["first_errors"]:
                     print(f"  {line[:160]}")
-            finally:
                 server.stop()
 
     ok = print_summary(report)
@@ -893,6 +905,9 @@ def main() -> int:
 
 def print_summary(report: dict[str, Any]) -> bool:
     base = report["baseline"]
+    if "sequential" not in report["servers"][0]:
+        print("\nno sequential figures (see the errors above): targets not met")
+        return False
     seq = report["servers"][0]["sequential"]
     per_step = seq["per_step_overhead_s"] * 1000
     first_med = (seq["first_step_median_s"] or 0) * 1000
@@ -932,6 +947,10 @@ def print_summary(report: dict[str, Any]) -> bool:
         )
     burst_ok = True
     for entry in report["servers"]:
+        if "burst" not in entry:
+            burst_ok = False
+            rows.append((f"concurrency {entry['worker_concurrency']}", "failed", "", "NO"))
+            continue
         b = entry["burst"]
         ratio = b["total_wall_s"] / seq["wall_median_s"]
         done = b["statuses"].get("completed", 0)
@@ -947,6 +966,8 @@ def print_summary(report: dict[str, Any]) -> bool:
             )
         )
     for entry in report["servers"]:
+        if "idle_rss_kib_after" not in entry:
+            continue
         rows.append(
             (
                 f"idle VmRSS after the runs, concurrency {entry['worker_concurrency']}",

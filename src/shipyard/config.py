@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     trusted_proxies: str = "127.0.0.1"
     log_level: str = "info"
+    # asyncio's own loop starts subprocesses with vfork/posix_spawn; uvloop forks the whole
+    # server for every CI step and git command, which made each step ~3x slower
+    # (bench/RESULTS-ci.md). Set "uvloop" to trade that for uvloop's faster HTTP handling.
+    event_loop: str = Field(default="asyncio", pattern="^(asyncio|uvloop|auto)$")
 
     @field_validator(
         "rate_limit_read",

@@ -27,6 +27,7 @@ def main(access_log: bool = False) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
         access_log=access_log,
+        loop=settings.event_loop,
         log_level=settings.log_level,
     )
 

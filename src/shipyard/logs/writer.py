@@ -64,6 +64,8 @@ class LogWriter:
             self.bus.publish(log_topic(self.run_id), {"type": "logs", "lines": batch})
 
     async def close(self) -> None:
+        """Store what is buffered. The pending timed flush is awaited, not cancelled: cancelling
+        it mid-transaction lost its batch and could leave SQLite's write lock held."""
         if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
+            await self._flusher
         await self.flush()

@@ -1,0 +1,45 @@
+"""The log writer stores every line, in order, even when closed while a flush is under way."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shipyard.config import Settings
+from shipyard.db.engine import Database
+from shipyard.events.bus import EventBus
+from shipyard.logs import repository
+from shipyard.logs.writer import FLUSH_SECONDS, LogWriter
+from shipyard.models import LogLine, Run
+from shipyard.secrets.redaction import Redactor
+
+
+async def test_close_during_a_timed_flush_loses_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_append = repository.append
+
+    async def slow_append(session: Any, rows: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(0.1)  # the timed flush is still writing when close() is called
+        await real_append(session, rows)
+
+    monkeypatch.setattr(repository, "append", slow_append)
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.transaction() as s:
+            s.add(
+                Run(id="r1", kind="execution", status="running", created_at_ms=0, updated_at_ms=0)
+            )
+        writer = LogWriter(db, EventBus(), "r1", Redactor([]))
+        for i in range(5):
+            await writer.write(f"line {i}")
+        await asyncio.sleep(FLUSH_SECONDS + 0.03)
+        await writer.close()
+        async with db.reading() as s:
+            lines = list((await s.execute(select(LogLine.line).order_by(LogLine.seq))).scalars())
+        assert lines == [f"line {i}" for i in range(5)]
+    finally:
+        await db.dispose()
