@@ -82,6 +82,8 @@ def settings(tmp_path: Path, sqlite_template: Path | None, pg_migrated: bool) ->
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
         "password_hash_parallelism": 1,
+        # Tests poll executions fast; the documented 100/minute is checked in its own test.
+        "rate_limit_rustci": "100000/minute;1000000/hour",
     }
     (tmp_path / "data").mkdir()
     if PG_URL:

@@ -87,3 +87,24 @@ async def test_token_guessing_is_limited_by_address(limited: Api) -> None:
         for i in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+@pytest.fixture
+async def limited_ci(settings: Settings) -> AsyncIterator[Api]:
+    strict = settings.model_copy(update={"rate_limit_rustci": "3/minute;1000/hour"})
+    application = create_app(strict)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield Api(client)
+
+
+async def test_rustci_limit_per_user_answers_429_in_its_envelope(limited_ci: Api) -> None:
+    root = await limited_ci.root()
+    codes = []
+    for _ in range(4):
+        r = await limited_ci.client.get("/v1/api/workspaces", headers=root.headers)
+        codes.append(r.status_code)
+    assert codes == [200, 200, 200, 429]
+    assert r.json()["error"]["type"] == "RateLimitError" and int(r.headers["retry-after"]) >= 1
+    assert r.headers["x-ratelimit-limit"] == "3"

@@ -103,7 +103,13 @@ async def test_bad_repository_url(ci: CI) -> None:
 
 async def test_rate_limit_headers(ci: CI) -> None:
     r = await ci.request("GET", "/api/workspaces")
-    assert r.headers["x-ratelimit-limit"] == "100"
+    assert int(r.headers["x-ratelimit-limit"]) > 0 and "x-ratelimit-reset" in r.headers
+
+
+def test_the_documented_limits_are_the_default() -> None:
+    from shipyard.config import Settings
+
+    assert Settings().rate_limit_rustci == "100/minute;1000/hour"
 
 
 async def test_users_me(ci: CI) -> None:
