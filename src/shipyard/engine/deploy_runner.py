@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.clock import now_ms
 from shipyard.config import Settings
 from shipyard.db.engine import Database
 from shipyard.drivers import git
@@ -25,13 +26,13 @@ from shipyard.drivers.runtime.base import Artifact, BuildSpec, Instance, Instanc
 from shipyard.engine.health import HealthCheck, wait_healthy
 from shipyard.engine.jobs import ClaimedJob
 from shipyard.engine.proxy_sync import ProxySync
+from shipyard.engine.run_end import end_run
 from shipyard.engine.states import (
     CANCELLED,
     FAILED,
     FINISHED,
     QUEUED,
     RUNNING,
-    SKIPPED,
     SUCCEEDED,
     move_run,
     move_step,
@@ -131,24 +132,7 @@ class DeployRunner:
         await self._move(d.run.id, name, SUCCEEDED)
 
     async def _finish(self, run_id: str, target: str, error: str | None) -> None:
-        events = []
-        async with self.database.transaction() as session:
-            run = await session.get(Run, run_id)
-            assert run is not None
-            if run.status in FINISHED:
-                return
-            for step in (
-                await session.execute(select(RunStep).where(RunStep.run_id == run_id))
-            ).scalars():
-                if step.status == QUEUED:
-                    move_step(step, SKIPPED if target != CANCELLED else CANCELLED)
-                elif step.status == RUNNING:
-                    move_step(step, FAILED, message=error)
-            move_run(run, target, error=error)
-            events.append(
-                await run_events.record(session, run_id, target, kind="deployment_update")
-            )
-        run_events.publish(self.bus, run_id, events)
+        await end_run(self.database, self.bus, run_id, target, error, kind="deployment_update")
 
     # --- entry point ----------------------------------------------------------------------
 
@@ -418,7 +402,7 @@ class DeployRunner:
                     old.status = "retired"
                 new = await session.get(Release, release.id)
                 assert new is not None
-                new.status, new.live_since_ms = "live", _now()
+                new.status, new.live_since_ms = "live", now_ms()
                 app.live_release_id = new.id
                 await session.flush()
                 await self.proxy.apply(session)  # a proxy refusal rolls the switch back
@@ -496,12 +480,6 @@ def _healthcheck(app: App, manifest: Manifest | None) -> dict[str, Any]:
             "threshold": hc.threshold,
         }
     return {"path": app.healthcheck_path}
-
-
-def _now() -> int:
-    from shipyard.clock import now_ms
-
-    return now_ms()
 
 
 async def _docker_answers() -> bool:

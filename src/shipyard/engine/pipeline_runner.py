@@ -18,11 +18,11 @@ from shipyard.db.engine import Database
 from shipyard.drivers import git
 from shipyard.drivers.executors.base import StepExecutor, StepSpec
 from shipyard.engine.jobs import ClaimedJob
+from shipyard.engine.run_end import end_run
 from shipyard.engine.states import (
     CANCELLED,
     FAILED,
     FINISHED,
-    QUEUED,
     RUNNING,
     SKIPPED,
     SUCCEEDED,
@@ -89,26 +89,7 @@ class ExecutionRunner:
         run_events.publish(self.bus, ex.run_id, [event])
 
     async def _finish_run(self, run_id: str, target: str, error: str | None) -> None:
-        events = []
-        async with self.database.transaction() as session:
-            run = await session.get(Run, run_id)
-            assert run is not None
-            if run.status in FINISHED:
-                return
-            for step in await runs_service.steps_of(session, run_id):
-                if step.status in (QUEUED, RUNNING):
-                    to = (
-                        SKIPPED
-                        if target == FAILED and step.status == QUEUED
-                        else (FAILED if step.status == RUNNING else CANCELLED)
-                    )
-                    move_step(step, to, message=error if to == FAILED else None)
-                    events.append(
-                        await run_events.record(session, run_id, to, step.stage, step.name)
-                    )
-            move_run(run, target, error=error)
-            events.append(await run_events.record(session, run_id, target))
-        run_events.publish(self.bus, run_id, events)
+        await end_run(self.database, self.bus, run_id, target, error, kind="execution_update")
 
     # --- entry point ----------------------------------------------------------------------
 
