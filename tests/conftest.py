@@ -98,7 +98,9 @@ def settings(tmp_path: Path, sqlite_template: Path | None, pg_migrated: bool) ->
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    # Shutdown stops the engine, which may be cancelling a checkout or a step: on a busy
+    # machine that takes longer than the library's 5 s default.
+    async with LifespanManager(application, shutdown_timeout=30):
         yield application
 
 
