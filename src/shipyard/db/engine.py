@@ -1,9 +1,12 @@
 """Engines and sessions for SQLite (embedded default) and PostgreSQL.
 
 SQLite runs in WAL mode with foreign keys and a busy timeout. pysqlite's own transaction handling
-is turned off so that SQLAlchemy's ``begin`` decides: read transactions open with ``BEGIN`` and
-write transactions with ``BEGIN IMMEDIATE``, which takes the write lock up front instead of
-failing with "database is locked" when a reader later tries to upgrade.
+is turned off so that SQLAlchemy's ``begin`` decides: write sessions open with ``BEGIN
+IMMEDIATE``, which takes the write lock up front instead of failing with "database is locked"
+when a reader later tries to upgrade; read sessions (``session(write=False)``, ``reading()``)
+open none, so each of their statements reads the latest committed state on its own (WAL readers
+never wait), which saves two round trips to SQLite's thread per request; other connections
+(``engine.begin()``) open with ``BEGIN``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,8 +23,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shipyard.db.sqlite_connection import connector
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _IMMEDIATE = "shipyard_sqlite_immediate"
+_AUTOCOMMIT_READS = "shipyard_sqlite_autocommit_reads"
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, *, foreign_keys: bool) -> None:
@@ -40,8 +46,11 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, foreign_keys: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(_IMMEDIATE, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif not options.get(_AUTOCOMMIT_READS, False):
+            conn.exec_driver_sql("BEGIN")
 
 
 class Database:
@@ -56,13 +65,16 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        if self.is_sqlite:
+            kwargs["async_creator"] = connector(make_url(url).database or "")
         self.engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine, foreign_keys=foreign_keys)
             write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+            read_engine = self.engine.execution_options(**{_AUTOCOMMIT_READS: True})
         else:
-            write_engine = self.engine
-        self._read = async_sessionmaker(self.engine, expire_on_commit=False)
+            write_engine = read_engine = self.engine
+        self._read = async_sessionmaker(read_engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
 
     def session(self, *, write: bool) -> AsyncSession:

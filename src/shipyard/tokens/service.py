@@ -158,7 +158,7 @@ async def authenticate(
     found = await repository.find_by_hash(session, hash_secret(secret))
     if found is None:
         raise invalid_credentials("the bearer token is not known")
-    token, user = found
+    token = found
     now = now_ms()
     if token.revoked_at_ms is not None:
         raise invalid_credentials("the bearer token has been revoked")
@@ -166,12 +166,12 @@ async def authenticate(
         raise invalid_credentials("the bearer token has expired")
     principal = Principal(
         user_id=token.user_id,
-        role=user.role if user is not None else "root",
+        role=token.role or "root",
         scopes=frozenset(token.scopes.split()),
         via="token",
         token_id=token.id,
         app_id=token.app_id,
-        email=user.email if user is not None else None,
+        email=token.email,
     )
     stale = token.last_used_at_ms is None or now - token.last_used_at_ms >= LAST_USED_PRECISION_MS
     return principal, stale
