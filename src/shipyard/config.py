@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8)
     password_hash_parallelism: int = Field(default=4, ge=1)
+    # How long a verified bearer token is trusted without a query (changes made through this
+    # process take effect at once; see tokens/credential_cache.py). 0 turns the cache off.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     password_reset_ttl_seconds: int = Field(default=30 * 60, gt=0)

@@ -6,7 +6,6 @@ import secrets
 import time
 from urllib.parse import urlencode
 
-import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,10 +26,14 @@ def _state(signing_key: bytes) -> str:
         "nonce": secrets.token_urlsafe(16),
         "exp": int(time.time()) + STATE_TTL_SECONDS,
     }
+    import jwt  # imported on use: PyJWT loads the cryptography bindings (~6 MB resident)
+
     return jwt.encode(claims, signing_key, algorithm="HS256")
 
 
 def check_state(signing_key: bytes, state: str) -> None:
+    import jwt  # imported on use: see _state
+
     try:
         claims = jwt.decode(state, signing_key, algorithms=["HS256"])
     except jwt.PyJWTError:

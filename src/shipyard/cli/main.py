@@ -59,6 +59,10 @@ def serve(
         if value is not None:
             env[f"SHIPYARD_{name}"] = str(value)
     env["SHIPYARD_ACCESS_LOG"] = "1" if access_log else "0"
+    # glibc gives each thread that allocates its own malloc arena; the server's few threads (SQLite
+    # connections, the docker client) then keep ~2 MB of free memory each. Two arenas are plenty
+    # for one event loop; an operator's own setting wins.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     try:  # fail here, with a readable message, on bad SHIPYARD_* values
         _settings(data_dir, host=host, port=port)
     except ValidationError as exc:

@@ -2,18 +2,29 @@
 
 The key file holds one Fernet key per line; the first encrypts, all of them decrypt, so a key can
 be rotated (``shipyard secrets rotate-key``) without losing what older keys encrypted.
+
+The ``cryptography`` package is imported on the first encryption or decryption, not at start:
+its bindings add about 6 MB to the resident memory of a server that may never need them. Keys are
+still checked when the file is read (a Fernet key is 32 bytes in URL-safe base64), so a damaged
+key file stops the start-up as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
+FERNET_KEY_BYTES = 32
 
 
 @dataclass
@@ -29,9 +40,19 @@ class Keyring:
     def __init__(self, keys: list[bytes], path: Path | None = None) -> None:
         if not keys:
             raise SecretKeyError("the secret key file holds no key")
-        self._fernet = MultiFernet([Fernet(k) for k in keys])
+        for key in keys:
+            check_key(key)
+        self._multi: MultiFernet | None = None
         self.keys = keys
         self.path = path
+
+    @property
+    def _fernet(self) -> MultiFernet:
+        if self._multi is None:
+            from cryptography.fernet import Fernet, MultiFernet
+
+            self._multi = MultiFernet([Fernet(k) for k in self.keys])
+        return self._multi
 
     @classmethod
     def load_or_create(cls, path: Path) -> Keyring:
@@ -40,7 +61,7 @@ class Keyring:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(Fernet.generate_key() + b"\n")
+                fh.write(new_key() + b"\n")
         lines = [ln.strip() for ln in path.read_bytes().splitlines() if ln.strip()]
         try:
             return cls(lines, path)
@@ -51,6 +72,8 @@ class Keyring:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
@@ -69,13 +92,29 @@ class Keyring:
         keys = [ln.strip() for ln in self.path.read_bytes().splitlines() if ln.strip()]
         if set(keys) <= set(self.keys):
             return False
-        self._fernet = MultiFernet([Fernet(k) for k in keys])
-        self.keys = keys
+        for key in keys:
+            check_key(key)
+        self.keys, self._multi = keys, None
         return True
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the primary key."""
         return self._fernet.rotate(ciphertext.encode()).decode()
+
+
+def new_key() -> bytes:
+    """A fresh Fernet key, as ``Fernet.generate_key()`` makes it."""
+    return base64.urlsafe_b64encode(os.urandom(FERNET_KEY_BYTES))
+
+
+def check_key(key: bytes) -> None:
+    """Raise ValueError unless ``key`` is a Fernet key (the check ``Fernet(key)`` makes)."""
+    try:
+        raw = base64.urlsafe_b64decode(key)
+    except (binascii.Error, ValueError):
+        raise ValueError("a key is not URL-safe base64") from None
+    if len(raw) != FERNET_KEY_BYTES:
+        raise ValueError(f"a key must be {FERNET_KEY_BYTES} url-safe base64-encoded bytes")
 
 
 def add_primary_key(path: Path) -> None:
@@ -84,7 +123,7 @@ def add_primary_key(path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(Fernet.generate_key() + b"\n" + old)
+        fh.write(new_key() + b"\n" + old)
     tmp.replace(path)
 
 

@@ -14,6 +14,11 @@ async def get(session: AsyncSession, token_id: str) -> ApiToken | None:
     return await session.get(ApiToken, token_id)
 
 
+# Execution option on statements that change nothing authentication depends on (the last-use
+# time), so the credential cache (credential_cache.py) is not emptied by them.
+KEEPS_CREDENTIALS = "shipyard_keeps_credentials"
+
+
 class TokenCredential(NamedTuple):
     """What authenticating a request needs of a token and its user (NULL user: the root token)."""
 
@@ -43,7 +48,8 @@ _CREDENTIAL = select(
 
 
 async def find_by_hash(session: AsyncSession, secret_hash: str) -> TokenCredential | None:
-    row = (await session.execute(_CREDENTIAL.where(ApiToken.secret_hash == secret_hash))).first()
+    connection = await session.connection()  # Core execution: no ORM result machinery needed
+    row = (await connection.execute(_CREDENTIAL.where(ApiToken.secret_hash == secret_hash))).first()
     return None if row is None else TokenCredential._make(row)
 
 
@@ -62,5 +68,6 @@ async def any_exists(session: AsyncSession) -> bool:
 
 async def touch(session: AsyncSession, token_id: str, at_ms: int) -> None:
     await session.execute(
-        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at_ms=at_ms)
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at_ms=at_ms),
+        execution_options={KEEPS_CREDENTIALS: True},
     )

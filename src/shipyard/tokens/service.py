@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shipyard.auth.principal import SCOPES, Principal, highest_scope, normalise_scopes
@@ -13,7 +12,7 @@ from shipyard.clock import now_ms
 from shipyard.errors import FieldError, Forbidden, Invalid, NotFound, Unauthorized
 from shipyard.ids import new_id
 from shipyard.models import ApiToken, User
-from shipyard.tokens import repository
+from shipyard.tokens import credential_cache, repository
 
 TokenKind = Literal["personal", "service"]
 PREFIXES: dict[str, str] = {"personal": "sy_pat_", "service": "sy_svc_"}
@@ -129,12 +128,16 @@ async def issue_jwt(
         "exp": now // 1000 + ttl_seconds,
         "iss": JWT_ISSUER,
     }
+    import jwt  # imported on use: PyJWT loads the cryptography bindings (~6 MB resident)
+
     return jwt.encode(claims, signing_key, algorithm="HS256"), token
 
 
 def _jwt_id(raw: str, signing_key: bytes | None) -> str:
     if signing_key is None:
         raise invalid_credentials("JWTs are not accepted here")
+    import jwt  # imported on use: see issue_jwt
+
     try:
         claims = jwt.decode(
             raw,
@@ -155,7 +158,12 @@ async def authenticate(
 ) -> tuple[Principal, bool]:
     """Resolve a bearer token (opaque or JWT) to a principal; the flag: last_used is stale."""
     secret = _jwt_id(raw, signing_key) if looks_like_jwt(raw) else raw
-    found = await repository.find_by_hash(session, hash_secret(secret))
+    secret_hash = hash_secret(secret)
+    found = credential_cache.cache.get(secret_hash)
+    if found is None:
+        found = await repository.find_by_hash(session, secret_hash)
+        if found is not None:
+            credential_cache.cache.put(secret_hash, found)
     if found is None:
         raise invalid_credentials("the bearer token is not known")
     token = found
@@ -178,7 +186,9 @@ async def authenticate(
 
 
 async def record_use(session: AsyncSession, token_id: str) -> None:
-    await repository.touch(session, token_id, now_ms())
+    at = now_ms()
+    await repository.touch(session, token_id, at)
+    credential_cache.cache.record_use(token_id, at)
 
 
 def invalid_credentials(message: str) -> Unauthorized:
