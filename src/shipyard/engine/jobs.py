@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,10 +75,15 @@ async def claim(
 ) -> ClaimedJob | None:
     """Lease the oldest due job of these kinds, or None."""
     now = now_ms()
+    due = and_(Job.state == QUEUED, Job.run_after_ms <= now, Job.kind.in_(kinds))
+    # Idle workers poll: look first without the write lock, which API writes would wait for.
+    async with database.reading() as session:
+        if await session.scalar(select(Job.id).where(due).limit(1)) is None:
+            return None
     async with database.transaction() as session:
         job = await session.scalar(
             select(Job)
-            .where(Job.state == QUEUED, Job.run_after_ms <= now, Job.kind.in_(kinds))
+            .where(due)
             .order_by(Job.run_after_ms, Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
