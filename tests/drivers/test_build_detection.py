@@ -210,3 +210,27 @@ def test_broken_compose_file_is_ignored_when_a_dockerfile_decides(tmp_path: Path
 def test_python_wins_over_a_package_json_for_assets(tmp_path: Path) -> None:
     files = {"requirements.txt": "django\n", "package.json": package_json(), "manage.py": ""}
     assert detect(write(tmp_path, files)).build_profile == "python"
+
+
+def test_a_procfile_alone_is_the_procfile_profile(tmp_path: Path) -> None:
+    files = {"Procfile": "worker: ./work\nweb: ./serve --port $PORT\n", "serve": "#!/bin/sh\n"}
+    found = detect(write(tmp_path, files))
+    assert found.result() == {
+        "framework": "none",
+        "package_manager": "none",
+        "lockfile": None,
+        "build_profile": "procfile",
+        "dockerfile_present": False,
+    }
+    assert found.start_command == "./serve --port $PORT"
+
+
+def test_a_procfile_without_a_web_line_decides_nothing(tmp_path: Path) -> None:
+    found = detect(write(tmp_path, {"Procfile": "worker: ./work\n"}))
+    assert (found.build_profile, found.start_command) == ("unknown", None)
+
+
+def test_a_language_wins_over_a_procfile(tmp_path: Path) -> None:
+    files = {"Procfile": "web: ./bin/server\n", "go.mod": "module app\n"}
+    found = detect(write(tmp_path, files))
+    assert (found.build_profile, found.start_command) == ("go", "./bin/server")

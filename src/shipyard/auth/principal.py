@@ -18,7 +18,7 @@ class Principal:
     user_id: str | None
     role: str  # "admin" or "member"; "root" for the bootstrap caller and tokens made by it
     scopes: frozenset[str]
-    via: Literal["session", "token", "bootstrap"]
+    via: Literal["session", "token", "bootstrap", "webhook"]
     token_id: str | None = None
     session_id: str | None = None
     app_id: str | None = None  # a token bound to one app can touch nothing else

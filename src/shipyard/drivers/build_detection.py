@@ -85,9 +85,11 @@ class _Language(BaseModel):
 
 
 def detect(tree: Path) -> Detection:
-    """Read the tree and report how to build it: dockerfile > compose > language > static."""
+    """Read the tree and report how to build it: dockerfile > compose > language > static >
+    procfile (a Procfile ``web`` line alone: nothing to install, just a command to run)."""
     tree = Path(tree)
     dockerfile = read_tree_file(tree, "Dockerfile", MAX_FILE_BYTES)
+    procfile_web = _procfile_web(tree)
     compose_name = next((n for n in COMPOSE_FILES if (tree / n).is_file()), None)
     compose = None
     if compose_name is not None:
@@ -106,6 +108,8 @@ def detect(tree: Path) -> Detection:
         profile = language.profile
     elif (tree / "index.html").is_file():
         profile = "static"
+    elif procfile_web is not None:
+        profile = "procfile"
     else:
         profile = "unknown"
     if language is None:
@@ -118,7 +122,7 @@ def detect(tree: Path) -> Detection:
         lockfile=language.lockfile,
         build_profile=profile,
         dockerfile_present=dockerfile is not None,
-        start_command=_procfile_web(tree) or language.start_command,
+        start_command=procfile_web or language.start_command,
         port_hint=_port_hint(profile, dockerfile, compose, language.framework),
         compose=compose,
     )

@@ -447,6 +447,18 @@ async def checkout(
     return dest
 
 
+async def default_branch(cache_dir: Path) -> str | None:
+    """The branch the mirrored repository's HEAD points at (its default branch), if any."""
+    result = await _git(
+        [f"--git-dir={cache_dir}", "symbolic-ref", "--quiet", "HEAD"],
+        what="could not read the default branch",
+        limit=LOCAL_TIMEOUT,
+        check=False,
+    )
+    ref = result.stdout.strip()
+    return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+
+
 async def commit_info(cache_dir: Path, sha: str) -> CommitInfo:
     """Full id, subject line and author name of commit ``sha`` in the cache."""
     _validate_sha(sha)

@@ -1,0 +1,1 @@
+"""Connections to outside services (GitHub): mappings stored per app, and their webhooks."""
