@@ -140,6 +140,12 @@ def _pipeline(value: Any) -> dict[str, Any]:
     return value
 
 
+def _service(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
+        raise PydanticCustomError("service", "must be the name of a service in the compose file")
+    return value
+
+
 Command = Annotated[str, BeforeValidator(_command)]
 Seconds = Annotated[int, BeforeValidator(_seconds)]
 EnvKey = Annotated[str, BeforeValidator(_env_key)]
@@ -181,6 +187,8 @@ class Manifest(BaseModel):
     start: Command | None = None
     release: Command | None = None
     port: Annotated[int, BeforeValidator(_port)] | None = None
+    # Compose apps: the service the proxy routes to (default: the first with a port).
+    service: Annotated[str, BeforeValidator(_service)] | None = None
     healthcheck: HealthCheck | None = None
     env: dict[EnvKey, EnvValue] = {}
     pipelines: list[Pipeline] = []

@@ -23,6 +23,9 @@ def _httpx() -> ModuleType:
     return httpx
 
 
+TCP_CLOSE_SECONDS = 0.1
+
+
 @dataclass(frozen=True)
 class HealthCheck:
     path: str | None = None  # None: a TCP connect
@@ -37,13 +40,22 @@ async def _probe(upstream: str, check: HealthCheck, client: httpx.AsyncClient) -
     host, _, port = upstream.rpartition(":")
     if check.path is None:
         try:
-            _, writer = await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, int(port)), check.timeout_seconds
             )
         except (OSError, TimeoutError) as exc:
             return f"TCP {upstream}: {exc or 'timed out'}"
-        writer.close()
-        return None
+        # Docker's userland proxy accepts a connection on a published port even when nothing
+        # listens in the container yet, and then closes it at once: that is not healthy.
+        try:
+            closed = await asyncio.wait_for(reader.read(1), TCP_CLOSE_SECONDS) == b""
+        except TimeoutError:
+            closed = False  # open and waiting for us to speak: something listens
+        except OSError:
+            closed = True
+        finally:
+            writer.close()
+        return f"TCP {upstream}: connection closed at once (not listening yet)" if closed else None
     try:
         r = await client.get(f"http://{upstream}{check.path}", timeout=check.timeout_seconds)
     except _httpx().HTTPError as exc:
