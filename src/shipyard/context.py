@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shipyard.apps import repository as apps_repository
 from shipyard.auth.passwords import configure_hasher
@@ -12,15 +14,21 @@ from shipyard.config import Settings
 from shipyard.db.engine import Database
 from shipyard.db.migrate import upgrade_to_head
 from shipyard.drivers.mail import LogMailer, Mailer, SmtpMailer
+from shipyard.engine import recovery
 from shipyard.engine.proxy_sync import ProxySync
 from shipyard.engine.runtime import build_worker
+from shipyard.engine.runtime import runtimes as make_runtimes
 from shipyard.engine.worker import Worker
 from shipyard.events.bus import EventBus
 from shipyard.ratelimit.limiter import RateLimiter
 from shipyard.secrets.keyring import Keyring, load_or_create_signing_key
 from shipyard.servers import service as servers_service
+from shipyard.tokens import credential_cache
 from shipyard.users import repository as users_repository
 from shipyard.users.service import create_user
+
+if TYPE_CHECKING:
+    from shipyard.drivers.runtime.base import Runtime
 
 log = logging.getLogger("shipyard")
 
@@ -37,9 +45,19 @@ class AppContext:
     bootstrap: BootstrapState = field(default_factory=BootstrapState)
     worker: Worker | None = None
     proxy: ProxySync = field(init=False)
+    # Set when the server begins to shut down: long-lived responses (log streams) end then.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _runtimes: dict[str, Runtime] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.proxy = ProxySync(self.settings)
+
+    def runtimes(self) -> dict[str, Runtime]:
+        """The release runtimes (docker, process), made on first use and shared by the engine
+        and the runtime log stream."""
+        if self._runtimes is None:
+            self._runtimes = make_runtimes(self)
+        return self._runtimes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppContext:
@@ -88,6 +106,7 @@ class AppContext:
         """Migrate the schema, make the built-in rows and the first admin if asked to; with
         ``engine``, start the workers that run queued work."""
         await upgrade_to_head(self.database)
+        credential_cache.cache.ttl_seconds = self.settings.auth_cache_seconds
         async with self.database.transaction() as session:
             await servers_service.ensure_local_server(session)
             email, password = self.settings.admin_email, self.settings.admin_password
@@ -98,6 +117,7 @@ class AppContext:
             self.worker = build_worker(self)
             await self.worker.start()
             await self.restore_routes()
+            await self.recover_instances()
 
     async def restore_routes(self) -> None:
         """After a restart, the proxy again routes every live release (the apps kept running)."""
@@ -108,12 +128,22 @@ class AppContext:
                 except Exception:  # the API must come up even if the proxy cannot (yet)
                     log.exception("could not restore the proxy routes")
 
+    async def recover_instances(self) -> None:
+        """After a restart (or a reboot), live releases whose instances died are started again
+        by the engine; see engine/recovery.py."""
+        try:
+            if await recovery.schedule(self.database):
+                self.wake_engine()
+        except Exception:  # the API must come up even so
+            log.exception("could not queue the recovery of app instances")
+
     def wake_engine(self) -> None:
         """Work was queued in this process: start it now rather than at the next poll."""
         if self.worker is not None:
             self.worker.wake()
 
     async def stop(self) -> None:
+        self.closing.set()
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

@@ -6,7 +6,9 @@ process does not carry the command-line toolkit (Typer, Rich) in memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 
 import uvicorn
 
@@ -20,8 +22,9 @@ def main(access_log: bool = False) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         proxy_headers=True,
@@ -30,6 +33,20 @@ def main(access_log: bool = False) -> None:
         loop=settings.event_loop,
         log_level=settings.log_level,
     )
+    _Server(config, app.state.ctx.closing).run()
+
+
+class _Server(uvicorn.Server):
+    """Tells the app when shutdown begins: uvicorn waits for open responses to end, and log
+    streams would otherwise never end."""
+
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self.closing = closing
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.closing.set()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from shipyard.auth.principal import Principal
 from shipyard.clock import now_ms
 from shipyard.domains import repository
 from shipyard.domains.hostnames import normalise_hostname
+from shipyard.engine.proxy_sync import request_sync
 from shipyard.errors import Conflict, FieldError, Invalid, NotFound
 from shipyard.ids import is_uuid, new_id
 from shipyard.models import Domain
@@ -44,7 +45,8 @@ async def add_domain(
     cert_path: str | None,
     key_path: str | None,
 ) -> Domain:
-    """Route a hostname to the app; a hostname belongs to one app in the whole installation."""
+    """Route a hostname to the app; a hostname belongs to one app in the whole installation.
+    The proxy serves it once the caller has committed (a job reloads the routes)."""
     app = await apps_service.get_app(session, principal, app_id)
     problems: list[FieldError] = []
     try:
@@ -73,6 +75,7 @@ async def add_domain(
         await session.flush()
     except IntegrityError as exc:
         raise taken from exc
+    await request_sync(session, app)
     return domain
 
 
@@ -90,3 +93,4 @@ async def remove_domain(
         raise NotFound("domain not found")
     await session.delete(domain)
     await session.flush()
+    await request_sync(session, app)

@@ -11,11 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shipyard.config import Settings
 from shipyard.drivers.proxy.base import ProxyConfig, Route, TlsMode
 from shipyard.drivers.proxy.caddy import CaddyProxy
+from shipyard.engine import jobs
+from shipyard.engine.states import APP_STOPPED
 from shipyard.models import App, Domain, Release
+
+PROXY_SYNC_JOB = "proxy_sync"
+STOPPED_BODY = "{name} is stopped"
 
 
 def local_hostname(app: App, settings: Settings) -> str:
     return f"{app.name}.{settings.local_domain}"
+
+
+async def request_sync(session: AsyncSession, app: App) -> None:
+    """After a change to what routes to this app (a domain, its name), in the caller's
+    transaction: a job loads the new routes once it is committed. Nothing while it is not live."""
+    if app.live_release_id is not None:
+        await jobs.enqueue(session, PROXY_SYNC_JOB, {"app_id": app.id})
 
 
 async def desired_config(session: AsyncSession, settings: Settings) -> ProxyConfig:
@@ -27,6 +39,10 @@ async def desired_config(session: AsyncSession, settings: Settings) -> ProxyConf
     for app in apps:
         release = await session.get(Release, app.live_release_id)
         upstreams = [i["upstream"] for i in (release.instances or [])] if release else []
+        # A stopped app keeps its routes, answering 503 with this body: clearer than no route.
+        unavailable = STOPPED_BODY.format(name=app.name) if app.state == APP_STOPPED else None
+        if unavailable:
+            upstreams = []
         domains = (await session.execute(select(Domain).where(Domain.app_id == app.id))).scalars()
         managed: list[Domain] = []
         custom: list[Domain] = []
@@ -40,6 +56,7 @@ async def desired_config(session: AsyncSession, settings: Settings) -> ProxyConf
                     upstreams=upstreams,
                     tls=tls,
                     app_id=app.id,
+                    unavailable=unavailable,
                 )
             )
         for domain in custom:
@@ -51,6 +68,7 @@ async def desired_config(session: AsyncSession, settings: Settings) -> ProxyConf
                     app_id=app.id,
                     cert_path=domain.cert_path,
                     key_path=domain.key_path,
+                    unavailable=unavailable,
                 )
             )
         local_tls: TlsMode = "off" if settings.proxy_tls == "off" else "internal"
@@ -60,6 +78,7 @@ async def desired_config(session: AsyncSession, settings: Settings) -> ProxyConf
                 upstreams=upstreams,
                 tls=local_tls,
                 app_id=app.id,
+                unavailable=unavailable,
             )
         )
     return ProxyConfig(

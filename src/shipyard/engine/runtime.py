@@ -11,8 +11,11 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from shipyard.apps.service import TEARDOWN_JOB
+from shipyard.deployments.lifecycle import LIFECYCLE_JOB
 from shipyard.deployments.service import DEPLOYMENT_JOB
 from shipyard.engine.jobs import ClaimedJob
+from shipyard.engine.proxy_sync import PROXY_SYNC_JOB
+from shipyard.engine.recovery import RECOVERY_JOB
 from shipyard.engine.worker import Worker
 from shipyard.runs.service import EXECUTION_JOB
 
@@ -53,7 +56,7 @@ def _lazy(factory: Callable[[], Handler]) -> Handler:
 def build_worker(ctx: AppContext) -> Worker:
     settings = ctx.settings
     worker = Worker(ctx.database, concurrency=settings.worker_concurrency)
-    shared_runtimes = cache(lambda: runtimes(ctx))
+    shared_runtimes = ctx.runtimes
 
     def execution_handler() -> Handler:
         from shipyard.engine.pipeline_runner import ExecutionRunner, RunnerConfig
@@ -77,10 +80,33 @@ def build_worker(ctx: AppContext) -> Worker:
         from shipyard.engine.deploy_runner import Teardown
 
         return Teardown(
-            ctx.database, shared_runtimes(), ctx.proxy, settings.stop_grace_seconds
+            ctx.database,
+            shared_runtimes(),
+            ctx.proxy,
+            settings.stop_grace_seconds,
+            settings.resolved_data_dir,
         ).handle
+
+    def lifecycle_handler() -> Handler:
+        from shipyard.engine.app_lifecycle import LifecycleRunner
+
+        return LifecycleRunner(
+            ctx.database, ctx.bus, ctx.keyring, shared_runtimes(), ctx.proxy, settings
+        ).handle
+
+    def recovery_handler() -> Handler:
+        from shipyard.engine.recovery import Recovery
+
+        return Recovery(ctx.database, shared_runtimes()).handle
+
+    async def proxy_sync(job: ClaimedJob) -> None:
+        async with ctx.database.reading() as session:
+            await ctx.proxy.apply(session)
 
     worker.register(EXECUTION_JOB, _lazy(execution_handler))
     worker.register(DEPLOYMENT_JOB, _lazy(deployment_handler))
     worker.register(TEARDOWN_JOB, _lazy(teardown_handler))
+    worker.register(LIFECYCLE_JOB, _lazy(lifecycle_handler))
+    worker.register(RECOVERY_JOB, _lazy(recovery_handler))
+    worker.register(PROXY_SYNC_JOB, proxy_sync)
     return worker

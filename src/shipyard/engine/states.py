@@ -16,6 +16,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, SKIPPED = (
     "skipped",
 )
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED, SKIPPED})
+# What an app's live release is doing (App.state): stopped by a user, or running.
+APP_RUNNING, APP_STOPPED = "running", "stopped"
 
 
 class IllegalTransition(RuntimeError):

@@ -37,6 +37,9 @@ class App(Base):
     detection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     live_release_id: Mapped[str | None] = mapped_column(String(36))
+    # What the live release should be doing: running, or stopped by a user (no instances, and
+    # the proxy answers 503). A deployment makes it running again.
+    state: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
 

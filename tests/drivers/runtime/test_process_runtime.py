@@ -328,6 +328,21 @@ async def test_procfile_web_line_wins(tmp_path: Path, runtime: ProcessRuntime) -
     assert manifest.start_command == "python3 other.py"
 
 
+async def test_procfile_profile_runs_the_web_line_with_nothing_to_install(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    source = write_tree(
+        tmp_path / "src", {"server.py": SERVER_PY, "Procfile": "web: python3 server.py\n"}
+    )
+    spec = BuildSpec(app="demo", release_id="r1", source_dir=source, profile="procfile")
+    artifact = await runtime.build(spec, Lines())
+    instance = await runtime.start(instance_spec(artifact), Lines())
+    try:
+        assert (await get(instance.upstream)).text == "from the procfile"
+    finally:
+        await runtime.stop(instance, 2)
+
+
 async def test_static_profile_serves_index_html(tmp_path: Path, runtime: ProcessRuntime) -> None:
     source = write_tree(tmp_path / "src", {"index.html": "<h1>static site</h1>"})
     spec = BuildSpec(app="site", release_id="r1", source_dir=source, profile="static")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from shipyard.api.deps import Admin, DbSession, Reader
+from shipyard.api.deps import Admin, Ctx, DbSession, Reader
 from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
@@ -21,9 +21,9 @@ router = APIRouter(prefix=f"{V1}/apps/{{app_id}}/domains", tags=["domains"], res
     responses={409: {"model": w.ApiErrorResponse, "description": "Domain already in use"}},
 )
 async def create_domain(
-    app_id: str, body: w.CreateDomainRequest, principal: Admin, session: DbSession
+    app_id: str, body: w.CreateDomainRequest, principal: Admin, session: DbSession, ctx: Ctx
 ) -> w.DomainSummary:
-    """Route a hostname to the app (unique across the installation)."""
+    """Route a hostname to the app (unique across the installation); the proxy serves it at once."""
     domain = await domains_service.add_domain(
         session,
         principal,
@@ -33,6 +33,8 @@ async def create_domain(
         cert_path=body.cert_path,
         key_path=body.key_path,
     )
+    await session.commit()
+    ctx.wake_engine()  # the proxy's routes are reloaded by a job
     return views.domain(domain)
 
 
@@ -45,8 +47,10 @@ async def list_domains(app_id: str, principal: Reader, session: DbSession) -> w.
 
 @router.delete("/{domain_id}", status_code=status.HTTP_204_NO_CONTENT, operation_id="deleteDomain")
 async def delete_domain(
-    app_id: str, domain_id: str, principal: Admin, session: DbSession
+    app_id: str, domain_id: str, principal: Admin, session: DbSession, ctx: Ctx
 ) -> Response:
-    """Remove a domain from the app."""
+    """Remove a domain from the app; the proxy stops serving it at once."""
     await domains_service.remove_domain(session, principal, app_id, domain_id)
+    await session.commit()
+    ctx.wake_engine()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

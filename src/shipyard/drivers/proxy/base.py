@@ -24,6 +24,8 @@ class Route:
     key_path: str | None = None
     # When set, upstreams are probed at this path and only healthy ones get traffic.
     health_path: str | None = None
+    # Without upstreams: the body of the 503 answer (say why: the app is stopped, ...).
+    unavailable: str | None = None
 
 
 @dataclass(frozen=True)

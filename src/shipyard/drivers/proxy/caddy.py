@@ -45,7 +45,7 @@ def _static(status: int, body: str) -> dict[str, Any]:
 def _proxy_route(route: Route) -> dict[str, Any]:
     if not route.upstreams:
         # Nothing to send to yet (no live release): say so instead of a dial error per request.
-        handler = _static(503, "no upstream")
+        handler = _static(503, route.unavailable or "no upstream")
     else:
         handler = {
             "handler": "reverse_proxy",

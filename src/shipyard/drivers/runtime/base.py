@@ -81,8 +81,9 @@ class Runtime(Protocol):
         """The instances of this app that are running now (for reconciliation)."""
         ...
 
-    def output(self, instance: Instance) -> AsyncIterator[str]:
-        """The running instance's output lines, following until it stops."""
+    def output(self, instance: Instance, tail: int | None = None) -> AsyncIterator[str]:
+        """The running instance's output lines (only the last ``tail`` ones it printed so far,
+        when given), following until it stops."""
         ...
 
     async def remove_artifact(self, artifact: Artifact) -> None:

@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from shipyard.drivers.executors.shell import READ_LIMIT
 from shipyard.drivers.runtime.base import (
@@ -200,8 +200,9 @@ class ProcessRuntime:
         found.sort(key=lambda s: float(s.get("started_at", 0)))
         return [_instance(s) for s in found]
 
-    async def output(self, instance: Instance) -> AsyncIterator[str]:
-        """The instance's output lines from its log file, following until it is stopped."""
+    async def output(self, instance: Instance, tail: int | None = None) -> AsyncIterator[str]:
+        """The instance's output lines from its log file (from its last ``tail`` lines when
+        given), following until it is stopped."""
         if not _valid_id(instance.id):
             return
         log_path = self._instances / f"{instance.id}.log"
@@ -211,6 +212,8 @@ class ProcessRuntime:
         except FileNotFoundError:
             return
         with handle:
+            if tail is not None:
+                await asyncio.to_thread(_seek_last_lines, handle, tail)
             pending = b""
             while True:
                 chunk = handle.read(65536)
@@ -378,6 +381,28 @@ class ProcessRuntime:
             key = "".join(c if c.isalnum() else "_" for c in volume.upper())
             env[f"SHIPYARD_VOLUME_{key}"] = str(directory)
         return env
+
+
+def _seek_last_lines(handle: BinaryIO, count: int) -> None:
+    """Position ``handle`` at the start of its last ``count`` complete lines (or at its end)."""
+    end = handle.seek(0, os.SEEK_END)
+    if count <= 0:
+        return
+    position, newlines, block = end, 0, 65536
+    while position > 0:
+        start = max(0, position - block)
+        handle.seek(start)
+        data = handle.read(position - start)
+        if position == end and data.endswith(b"\n"):
+            data = data[:-1]  # the last line's own end does not count
+        index = len(data)
+        while (index := data.rfind(b"\n", 0, index)) != -1:
+            newlines += 1
+            if newlines == count:
+                handle.seek(start + index + 1)
+                return
+        position = start
+    handle.seek(0)
 
 
 def _remove_build(builds: Path, ref: Path) -> None:
