@@ -79,3 +79,52 @@ def test_stream_sends_a_reset_snapshot_then_resumes_after_last_event_id(
         )
     finally:
         server.stop()
+
+
+def test_a_viewer_connected_before_the_deployment_gets_every_line_once_in_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.deployments.conftest import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    # Several batches of the log writer, then a failed build: no proxy is needed.
+    (repo / "shipyard.yaml").write_text(
+        "build: python3 -c \"[print('line', i) for i in range(3500)]\" && exit 1\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "lines")
+    server = Server(settings, tmp_path / "log", {"SHIPYARD_RUNTIME": "process"})
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            made = c.post("/api/v1/tokens", json={"name": "r", "scopes": ["admin"]})
+            assert made.status_code == 201, made.text
+            token = made.json()["token"]
+            h = {"Authorization": f"Bearer {token}"}
+            app = c.post(
+                "/api/v1/apps",
+                json={"name": "web", "repository": {"clone_url": repo.as_uri()}},
+                headers=h,
+            ).json()
+            received: list[str] = []
+            deadline = time.monotonic() + 60
+            with httpx.stream(
+                "GET", f"{server.url}/api/v1/apps/{app['id']}/logs/stream", headers=h, timeout=30
+            ) as r:
+                lines = r.iter_lines()
+                assert next(lines).startswith("id: -:0")  # no deployment yet
+                c.post(f"/api/v1/apps/{app['id']}/deployments", json={}, headers=h)
+                for line in lines:
+                    data = json.loads(line[6:]) if line.startswith("data: ") else {}
+                    if data.get("deployment_id") and data["logs"]:  # not a reset with no line
+                        received += data["logs"].split("\n")
+                    if any(x.startswith("build failed") for x in received[-3:]):
+                        break
+                    assert time.monotonic() < deadline, received[-3:]
+        printed = [x for x in received if x.startswith("line ")]
+        assert printed == [f"line {i}" for i in range(3500)]
+        assert received[0] == "==> fetch"
+    finally:
+        server.stop()

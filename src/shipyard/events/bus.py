@@ -27,15 +27,18 @@ class EventBus:
                 queue.put_nowait(OVERFLOW)
 
     @asynccontextmanager
-    async def subscribe(self, topic: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe(self, *topics: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """One queue for the events of every topic given."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers[topic].add(queue)
+        for topic in topics:
+            self._subscribers[topic].add(queue)
         try:
             yield queue
         finally:
-            self._subscribers[topic].discard(queue)
-            if not self._subscribers[topic]:
-                del self._subscribers[topic]
+            for topic in topics:
+                self._subscribers[topic].discard(queue)
+                if not self._subscribers[topic]:
+                    del self._subscribers[topic]
 
 
 def run_topic(run_id: str) -> str:
@@ -44,3 +47,8 @@ def run_topic(run_id: str) -> str:
 
 def log_topic(run_id: str) -> str:
     return f"logs:{run_id}"
+
+
+def app_topic(app_id: str) -> str:
+    """An app's own events: {"type": "deployment"} when one of its deployments starts."""
+    return f"app:{app_id}"

@@ -14,6 +14,7 @@ from shipyard.secrets.redaction import Redactor
 
 FLUSH_LINES = 1000
 FLUSH_SECONDS = 0.05
+MAX_BUFFERED_LINES = 10 * FLUSH_LINES
 MAX_LINE_CHARS = 16_384
 
 
@@ -23,7 +24,8 @@ class LogWriter:
         self._buffer: list[dict[str, Any]] = []
         self._seq: int | None = None
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None  # the timed flush
+        self._storing: asyncio.Task[None] | None = None  # the flush of a full batch
 
     async def _next_seq(self) -> int:
         if self._seq is None:
@@ -46,7 +48,17 @@ class LogWriter:
             }
         )
         if len(self._buffer) >= FLUSH_LINES:
-            await self.flush()
+            # Stored in the background, so reading the next lines overlaps the insert; a
+            # flush waiting for the lock takes everything buffered by then (bigger batches
+            # when the database is slow). Past MAX_BUFFERED_LINES the writer waits for it.
+            if self._storing is None or self._storing.done():
+                self._storing = asyncio.create_task(self.flush())
+            if len(self._buffer) >= MAX_BUFFERED_LINES:
+                await self.flush()
+            else:
+                # A caller with a backlog never waits on its reads: let the flush and the
+                # viewers run between batches.
+                await asyncio.sleep(0)
         elif self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
 
@@ -61,11 +73,23 @@ class LogWriter:
                 return
             async with self.database.transaction() as session:
                 await repository.append(session, batch)
-            self.bus.publish(log_topic(self.run_id), {"type": "logs", "lines": batch})
+            # Seqs in a batch are consecutive; the joined text is made once here, not once per
+            # viewer (logs/follow.py).
+            self.bus.publish(
+                log_topic(self.run_id),
+                {
+                    "type": "logs",
+                    "lines": batch,
+                    "first_seq": batch[0]["seq"],
+                    "last_seq": batch[-1]["seq"],
+                    "text": "\n".join(row["line"] for row in batch),
+                },
+            )
 
     async def close(self) -> None:
-        """Store what is buffered. The pending timed flush is awaited, not cancelled: cancelling
-        it mid-transaction lost its batch and could leave SQLite's write lock held."""
-        if self._flusher is not None and not self._flusher.done():
-            await self._flusher
+        """Store what is buffered. Pending flushes are awaited, not cancelled: cancelling one
+        mid-transaction lost its batch and could leave SQLite's write lock held."""
+        for task in (self._flusher, self._storing):
+            if task is not None and not task.done():
+                await task
         await self.flush()
