@@ -17,9 +17,6 @@ NOT_YET_SERVED = {
     "registerAgent",
     "heartbeatAgent",
     "dashboardMetrics",
-    "importApp",
-    "connectGithub",
-    "githubWebhook",
 }
 
 

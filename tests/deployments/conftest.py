@@ -90,6 +90,7 @@ class Platform:
     def __init__(self, api: Api, http_port: int) -> None:
         self.api, self.http_port = api, http_port
         self.headers: dict[str, str] = {}
+        self.ctx: Any = None  # the server's AppContext, for waiting on its engine
 
     async def setup(self) -> None:
         self.headers = (await self.api.root()).headers
@@ -149,7 +150,15 @@ class Platform:
             )
 
 
-async def make_platform(settings: Settings, runtime: str) -> AsyncIterator[Platform]:
+async def make_platform(
+    settings: Settings,
+    runtime: str,
+    *,
+    delete_apps: bool = True,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[Platform]:
+    """The platform; with ``delete_apps=False`` its apps outlive it, and a later platform on the
+    same settings (given the first one's ``headers``) finds them, as after a restart."""
     http_port = free_port()
     configured = settings.model_copy(
         update={
@@ -170,11 +179,16 @@ async def make_platform(settings: Settings, runtime: str) -> AsyncIterator[Platf
             transport=transport, base_url="http://t", timeout=30
         ) as client:
             platform = Platform(Api(client), http_port)
-            await platform.setup()
+            platform.ctx = application.state.ctx
+            if headers is None:
+                await platform.setup()
+            else:
+                platform.headers = headers
             try:
                 yield platform
             finally:
-                await platform.delete_all(application.state.ctx)
+                if delete_apps:
+                    await platform.delete_all(application.state.ctx)
 
 
 @pytest.fixture(params=["process", "docker"])

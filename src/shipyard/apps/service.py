@@ -15,7 +15,7 @@ from shipyard.apps.schemas import AppSpec
 from shipyard.auth.principal import Principal
 from shipyard.clock import now_ms
 from shipyard.drivers import git
-from shipyard.engine import jobs
+from shipyard.engine import jobs, proxy_sync
 from shipyard.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from shipyard.ids import is_uuid, new_id
 from shipyard.models import App, Release
@@ -153,7 +153,7 @@ async def create_app(session: AsyncSession, principal: Principal, spec: AppSpec)
     return app
 
 
-async def list_apps(session: AsyncSession, principal: Principal) -> list[App]:
+async def list_apps(session: AsyncSession, principal: Principal) -> list[Any]:
     return await repository.list_visible(session, principal)
 
 
@@ -180,11 +180,14 @@ async def update_app(
         and await servers_service.get_server(session, spec.server_id) is None
     ):
         raise Invalid("the server does not exist", [FieldError("server_id", "unknown server")])
+    renamed = spec.name is not None and spec.name != app.name
     _apply(app, spec)
     if spec.server_id is not None:
         app.server_id = spec.server_id
     app.updated_at_ms = now_ms()
     await session.flush()
+    if renamed:  # its generated hostname changes with its name
+        await proxy_sync.request_sync(session, app)
     return app
 
 
@@ -192,20 +195,33 @@ TEARDOWN_JOB = "app_teardown"
 
 
 async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> bool:
-    """Delete the app with its env vars, domains and releases. Its running instances are stopped
-    (and its routes removed) by a job queued in the same transaction; True when there is one."""
+    """Delete the app with its env vars, domains and releases. Its running instances are stopped,
+    its routes removed and its release artifacts and git mirror deleted by a job queued in the
+    same transaction; True when there is one."""
     app = await get_app(session, principal, app_id)
-    rows = await session.execute(select(Release).where(Release.app_id == app.id))
+    releases = list(
+        (await session.execute(select(Release).where(Release.app_id == app.id))).scalars()
+    )
     instances = [
         {**inst, "release_id": r.id, "runtime": r.runtime}
-        for r in rows.scalars()
+        for r in releases
         for inst in (r.instances or [])
     ]
-    if instances:
-        await jobs.enqueue(session, TEARDOWN_JOB, {"app": app.name, "instances": instances})
+    # Pruned releases' artifacts are gone already.
+    artifacts = [
+        {"runtime": r.runtime, "ref": r.artifact_ref}
+        for r in releases
+        if r.artifact_ref and r.status != "pruned"
+    ]
+    if instances or artifacts:
+        await jobs.enqueue(
+            session,
+            TEARDOWN_JOB,
+            {"app": app.name, "app_id": app.id, "instances": instances, "artifacts": artifacts},
+        )
     await session.delete(app)
     await session.flush()
-    return bool(instances)
+    return bool(instances or artifacts)
 
 
 def effective_config(app: App) -> dict[str, Any]:

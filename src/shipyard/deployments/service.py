@@ -44,7 +44,7 @@ def _params(
     }
 
 
-async def _active(session: AsyncSession, app_id: str) -> list[Run]:
+async def active_runs(session: AsyncSession, app_id: str) -> list[Run]:
     rows = await session.execute(
         select(Run)
         .where(Run.app_id == app_id, Run.kind == "deployment", Run.status.in_((QUEUED, RUNNING)))
@@ -53,14 +53,16 @@ async def _active(session: AsyncSession, app_id: str) -> list[Run]:
     return list(rows.scalars())
 
 
-async def _create(
+async def create_run(
     session: AsyncSession,
     app: App,
-    principal: Principal,
+    principal: Principal | None,
     params: dict[str, Any],
     steps: tuple[str, ...],
     trigger: str,
+    job: str = DEPLOYMENT_JOB,
 ) -> Run:
+    """A queued deployment run with its steps, and the job that will run it."""
     now = now_ms()
     run = Run(
         id=new_id(),
@@ -84,7 +86,7 @@ async def _create(
                 id=new_id(), run_id=run.id, stage=None, name=name, position=position, status=QUEUED
             )
         )
-    await jobs.enqueue(session, DEPLOYMENT_JOB, {"run_id": run.id}, max_attempts=2)
+    await jobs.enqueue(session, job, {"run_id": run.id}, max_attempts=2)
     await session.flush()
     return run
 
@@ -109,10 +111,10 @@ async def request_deployment(
             [FieldError("source_ref", "the app has no source to deploy")],
         )
     params = _params(source_ref, image_ref, commit_sha, force_rebuild)
-    for run in await _active(session, app.id):
+    for run in await active_runs(session, app.id):
         if run.params == params:
             return run, False
-    return await _create(session, app, principal, params, BUILD_STEPS, trigger), True
+    return await create_run(session, app, principal, params, BUILD_STEPS, trigger), True
 
 
 async def list_deployments(session: AsyncSession, principal: Principal, app_id: str) -> list[Run]:
@@ -179,7 +181,7 @@ async def rollback(
     if target.id == app.live_release_id:
         raise Conflict("that release is already live", code="already_live")
     params = {"rollback_release_id": target.id, "commit_sha": target.commit_sha}
-    return await _create(session, app, principal, params, ROLLBACK_STEPS, "rollback")
+    return await create_run(session, app, principal, params, ROLLBACK_STEPS, "rollback")
 
 
 async def request_cancel(
@@ -220,7 +222,3 @@ async def latest_deployment(session: AsyncSession, app_id: str) -> Run | None:
         .order_by(Run.created_at_ms.desc(), Run.id.desc())
         .limit(1)
     )
-
-
-async def lines_after(session: AsyncSession, run_id: str, after: int) -> list[Any]:
-    return await logs_repository.read_after(session, run_id, after, 10_000)

@@ -23,11 +23,14 @@ from shipyard.drivers import git
 from shipyard.drivers.build_detection import detect
 from shipyard.drivers.manifest import Manifest, load_manifest
 from shipyard.drivers.runtime.base import Artifact, BuildSpec, Instance, InstanceSpec, Runtime
+from shipyard.engine import compose_deploy
 from shipyard.engine.health import HealthCheck, wait_healthy
 from shipyard.engine.jobs import ClaimedJob
 from shipyard.engine.proxy_sync import ProxySync
+from shipyard.engine.release_prune import prune_releases
 from shipyard.engine.run_end import end_run
 from shipyard.engine.states import (
+    APP_RUNNING,
     CANCELLED,
     FAILED,
     FINISHED,
@@ -39,7 +42,7 @@ from shipyard.engine.states import (
 )
 from shipyard.env import service as env_service
 from shipyard.errors import ShipyardError
-from shipyard.events.bus import EventBus, run_topic
+from shipyard.events.bus import EventBus, app_topic, run_topic
 from shipyard.ids import new_id
 from shipyard.logs.writer import LogWriter
 from shipyard.models import App, Release, Run, RunStep
@@ -159,6 +162,8 @@ class DeployRunner:
             env = await env_service.decrypted_env(session, run.app_id or "", self.keyring)
         run_events.publish(self.bus, run_id, [event])
         assert app is not None
+        # Log streams waiting for the app's next deployment follow it from its first line.
+        self.bus.publish(app_topic(app.id), {"type": "deployment", "run_id": run_id})
         writer = LogWriter(self.database, self.bus, run_id, Redactor(env.values()))
         d = _Deploy(run, app, writer, await self.choose_runtime(), env=env)
         work = asyncio.create_task(self._deploy(d))
@@ -231,9 +236,9 @@ class DeployRunner:
             release = await session.scalar(select(Release).where(Release.deployment_id == run_id))
         if release is not None and release.status != "live":
             runtime = await self.choose_runtime()
-            for inst in release.instances or []:
+            for inst in compose_deploy.recorded_instances(release):
                 with contextlib.suppress(Exception):
-                    await runtime.stop(Instance(inst["id"], release.id, inst["upstream"]), 1.0)
+                    await compose_deploy.stop(runtime, inst, release.id, 1.0)
         await self._finish(
             run_id,
             FAILED,
@@ -244,7 +249,8 @@ class DeployRunner:
         if d.new_instance is None or d.release is None or d.release.status == "live":
             return
         with contextlib.suppress(Exception):
-            await d.runtime.stop(d.new_instance, self.settings.stop_grace_seconds)
+            grace = self.settings.stop_grace_seconds
+            await compose_deploy.stop(d.runtime, d.new_instance, d.release.id, grace)
         async with self.database.transaction() as session:
             release = await session.get(Release, d.release.id)
             if release is not None:
@@ -275,10 +281,11 @@ class DeployRunner:
         image_ref = params.get("image_ref") or (
             app.image_ref if app.source_type == "image" else None
         )
-        commit = None
+        commit = compose_file = None
         async with self._step(d, "fetch"):
             d.workdir = Path(tempfile.mkdtemp(prefix=f"shipyard-{app.name}-"))
             if image_ref:
+                compose_deploy.require_docker(d.runtime, "image")
                 profile, start_cmd, port_hint = "image", None, None
                 await d.writer.write(f"image {image_ref}")
             else:
@@ -312,6 +319,13 @@ class DeployRunner:
                 await d.writer.write(
                     f"detected {profile} ({detection.framework}, {detection.package_manager})"
                 )
+                if compose_deploy.wanted(app, profile):
+                    compose_deploy.require_docker(d.runtime, "compose")
+                    compose_file = app.compose_file or (
+                        detection.compose.file if detection.compose else None
+                    )
+                    if compose_file is None:
+                        raise StepFailed("no compose file: add compose.yaml or set compose_file")
                 async with self.database.transaction() as session:
                     row = await session.get(App, app.id)
                     if row is not None:
@@ -340,21 +354,30 @@ class DeployRunner:
                 session.add(release)
             d.release = release
         async with self._step(d, "build"):
-            spec = BuildSpec(
-                app=app.name,
-                release_id=release_id,
-                source_dir=(d.workdir / "src") if not image_ref else d.workdir,
-                profile=profile,
-                image_ref=image_ref,
-                build_command=manifest.build if manifest else None,
-                start_command=(manifest.start if manifest else None) or start_cmd,
-                no_cache=bool(params.get("force_rebuild")),
-            )
-            artifact = await d.runtime.build(spec, d.writer.write)
-            await self._save_release(
-                d, artifact_ref=artifact.ref, start_command=artifact.start_command, status="built"
-            )
+            if compose_file is not None:
+                ref, port = await compose_deploy.build(d, self.settings, compose_file, params)
+                await self._save_release(d, artifact_ref=ref, port=port, status="built")
+            else:
+                spec = BuildSpec(
+                    app=app.name,
+                    release_id=release_id,
+                    source_dir=(d.workdir / "src") if not image_ref else d.workdir,
+                    profile=profile,
+                    image_ref=image_ref,
+                    build_command=manifest.build if manifest else None,
+                    start_command=(manifest.start if manifest else None) or start_cmd,
+                    no_cache=bool(params.get("force_rebuild")),
+                )
+                artifact = await d.runtime.build(spec, d.writer.write)
+                await self._save_release(
+                    d,
+                    artifact_ref=artifact.ref,
+                    start_command=artifact.start_command,
+                    status="built",
+                )
         async with self._step(d, "release"):
+            if manifest and manifest.release and compose_file is not None:
+                raise StepFailed("`release` in shipyard.yaml is not run for compose apps (yet)")
             if manifest and manifest.release:
                 code = await d.runtime.run_once(
                     self._instance_spec(d),
@@ -373,10 +396,11 @@ class DeployRunner:
         release = d.release
         assert release is not None
         async with self._step(d, "start"):
-            d.new_instance = await d.runtime.start(self._instance_spec(d), d.writer.write)
-            await self._save_release(
-                d, instances=[{"id": d.new_instance.id, "upstream": d.new_instance.upstream}]
-            )
+            if compose_deploy.is_compose_ref(release.artifact_ref):
+                d.new_instance = await compose_deploy.start_release(d, self.settings)
+            else:
+                d.new_instance = await d.runtime.start(self._instance_spec(d), d.writer.write)
+            await self._save_release(d, instances=[compose_deploy.record(d.new_instance)])
             await d.writer.write(f"started {d.new_instance.id[:12]} at {d.new_instance.upstream}")
         async with self._step(d, "health"):
             hc = release.healthcheck or {}
@@ -404,6 +428,7 @@ class DeployRunner:
                 assert new is not None
                 new.status, new.live_since_ms = "live", now_ms()
                 app.live_release_id = new.id
+                app.state = APP_RUNNING  # a deployment also ends a stop (engine/app_lifecycle.py)
                 await session.flush()
                 await self.proxy.apply(session)  # a proxy refusal rolls the switch back
             release.status = "live"
@@ -414,9 +439,8 @@ class DeployRunner:
         async with self._step(d, "stop_old"):
             if old is not None:
                 for inst in old.instances or []:
-                    await d.runtime.stop(
-                        Instance(inst["id"], old.id, inst["upstream"]),
-                        self.settings.stop_grace_seconds,
+                    await compose_deploy.stop(
+                        d.runtime, inst, old.id, self.settings.stop_grace_seconds
                     )
                 async with self.database.transaction() as session:
                     row = await session.get(Release, old.id)
@@ -424,7 +448,14 @@ class DeployRunner:
                         row.instances = []
         if "rollback_release_id" not in (d.run.params or {}):
             async with self._step(d, "prune"):
-                await self._prune(d)
+                await prune_releases(
+                    self.database,
+                    d.runtime,
+                    self.settings.resolved_data_dir,
+                    d.app.id,
+                    self.settings.releases_keep,
+                    d.writer.write,
+                )
 
     def _instance_spec(self, d: _Deploy) -> InstanceSpec:
         release = d.release
@@ -446,28 +477,6 @@ class DeployRunner:
             for key, value in values.items():
                 setattr(row, key, value)
                 setattr(d.release, key, value)
-
-    async def _prune(self, d: _Deploy) -> None:
-        async with self.database.transaction() as session:
-            rows = list(
-                (
-                    await session.execute(
-                        select(Release)
-                        .where(Release.app_id == d.app.id, Release.status.in_(("built", "retired")))
-                        .order_by(Release.created_at_ms.desc(), Release.id.desc())
-                    )
-                ).scalars()
-            )
-            doomed = rows[max(0, self.settings.releases_keep - 1) :]
-            for row in doomed:
-                row.status = "pruned"
-        for row in doomed:
-            if row.artifact_ref:
-                with contextlib.suppress(Exception):
-                    await d.runtime.remove_artifact(Artifact(row.artifact_ref, row.start_command))
-        await d.writer.write(
-            f"pruned {len(doomed)} old release(s); keeping {self.settings.releases_keep}"
-        )
 
 
 def _healthcheck(app: App, manifest: Manifest | None) -> dict[str, Any]:
@@ -499,12 +508,19 @@ async def _docker_answers() -> bool:
 
 
 class Teardown:
-    """Stops the instances of a deleted app and drops its routes."""
+    """Stops the instances of a deleted app, drops its routes, and removes its release artifacts
+    (images, build directories) and git mirror; named volumes stay."""
 
     def __init__(
-        self, database: Database, runtimes: dict[str, Runtime], proxy: ProxySync, grace: float
+        self,
+        database: Database,
+        runtimes: dict[str, Runtime],
+        proxy: ProxySync,
+        grace: float,
+        data_dir: Path,
     ) -> None:
         self.database, self.runtimes, self.proxy, self.grace = database, runtimes, proxy, grace
+        self.data_dir = data_dir
 
     async def handle(self, job: ClaimedJob) -> None:
         async with self.database.reading() as session:
@@ -512,6 +528,16 @@ class Teardown:
         for inst in job.payload["instances"]:
             runtime = self.runtimes.get(inst.get("runtime", ""))
             if runtime is not None:
-                await runtime.stop(
-                    Instance(inst["id"], inst["release_id"], inst["upstream"]), self.grace
-                )
+                await compose_deploy.stop(runtime, inst, inst["release_id"], self.grace)
+        for artifact in job.payload.get("artifacts", []):
+            runtime = self.runtimes.get(artifact["runtime"])
+            if runtime is None:
+                continue
+            with contextlib.suppress(Exception):  # one that cannot go must not keep the others
+                if compose_deploy.is_compose_ref(artifact["ref"]):
+                    await compose_deploy.prune(runtime, self.data_dir, artifact["ref"])
+                else:
+                    await runtime.remove_artifact(Artifact(artifact["ref"]))
+        if job.payload.get("app_id"):
+            mirror = self.data_dir / "git" / "apps" / str(job.payload["app_id"])
+            await asyncio.to_thread(shutil.rmtree, mirror, True)

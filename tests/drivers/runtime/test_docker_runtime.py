@@ -181,6 +181,21 @@ async def test_output_follows_the_instances_lines(
     assert await asyncio.wait_for(first_line(), 10) == "serving on 8111"
 
 
+async def test_start_returns_once_the_app_listens_not_after_the_settle_period(
+    docker_runtime: DockerRuntime,
+    runtime_app: str,
+    server_artifact: Artifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(docker_runtime, "start_settle_seconds", 30.0)
+    began = time.monotonic()
+
+    instance = await docker_runtime.start(instance_spec(runtime_app, server_artifact), LogLines())
+
+    assert time.monotonic() - began < 10
+    assert await get(instance.upstream)
+
+
 async def test_a_container_that_exits_at_once_is_a_clear_error(
     docker_runtime: DockerRuntime, runtime_app: str, server_artifact: Artifact, runtime_docker: Any
 ) -> None:
@@ -408,7 +423,8 @@ async def test_image_profile_checks_the_local_image(
     with pytest.raises(NotFound) as caught:
         await docker_runtime.build(spec("nowhere/missing:2"), LogLines())
 
-    assert artifact == Artifact(ref=runtime_base_image)
+    image_id = docker_runtime._docker().images.get(runtime_base_image).id
+    assert artifact == Artifact(ref=image_id) and image_id.startswith("sha256:")
     assert "build it or load it" in caught.value.message
 
 

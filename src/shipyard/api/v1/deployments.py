@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from shipyard.api.deps import Ctx, DbSession, Deployer, Reader
-from shipyard.api.v1 import V1
+from shipyard.api.v1 import V1, runtime_logs
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
 from shipyard.deployments import service as deployments_service
 from shipyard.engine.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from shipyard.events.bus import log_topic
+from shipyard.events.bus import app_topic
+from shipyard.logs.follow import follow
 from shipyard.models import Run, RunStep
 
 router = APIRouter(prefix=f"{V1}/apps/{{app_id}}", tags=["deployments"], responses=ERRORS)
@@ -29,6 +30,7 @@ STATUS: dict[str, w.DeploymentStatus] = {
     CANCELLED: "failed",
 }
 KEEPALIVE_SECONDS = 15.0
+NEWER_CHECK_SECONDS = 1.0
 
 
 def _accepted(run: Run) -> w.CreateDeploymentAccepted:
@@ -178,11 +180,27 @@ async def stream_logs(
     session: DbSession,
     ctx: Ctx,
     last_event_id: Annotated[str | None, Header()] = None,
+    source: Annotated[
+        Literal["deployment", "runtime"],
+        Query(
+            description="`deployment`: the latest deployment's log; `runtime`: what the "
+            "live release's instances print"
+        ),
+    ] = "deployment",
+    tail: Annotated[
+        int, Query(ge=0, le=10_000, description="runtime: start with this many earlier lines")
+    ] = 100,
 ) -> StreamingResponse:
-    """Server-sent `logs` events of the app's latest deployment; resumes after Last-Event-ID."""
+    """Server-sent `logs` events of the app's latest deployment (resumes after Last-Event-ID),
+    or with `source=runtime` of what the running app prints."""
     await deployments_service.list_deployments(session, principal, app_id)  # authorizes
+    events = (
+        runtime_logs.runtime_events(ctx, app_id, tail, request)
+        if source == "runtime"
+        else _events(ctx, principal, app_id, last_event_id, request)
+    )
     return StreamingResponse(
-        _events(ctx, principal, app_id, last_event_id, request),
+        runtime_logs.until_closing(events, ctx.closing),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -208,21 +226,37 @@ async def _events(
             if first:
                 yield _frame(None, 0, "", True)
                 first = False
-            await asyncio.sleep(1.0)
+            # Woken when the app's first deployment starts; the timeout covers any other path.
+            async with ctx.bus.subscribe(app_topic(app_id)) as wake:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.get(), NEWER_CHECK_SECONDS)
             continue
         reset = latest.id != current
         if reset:
             cursor = 0
         current = latest.id
-        async with ctx.bus.subscribe(log_topic(current)) as queue:
-            async with ctx.database.reading() as session:
-                lines = await deployments_service.lines_after(session, current, cursor)
-            if lines or reset or first:
-                if lines:
-                    cursor = lines[-1].seq
-                yield _frame(current, cursor, "\n".join(x.line for x in lines), reset)
+        wake_on = (app_topic(app_id),)
+        async with follow(ctx.database, ctx.bus, current, cursor, wake_on) as follower:
+            text = await follower.next(0)
+            if text is not None or reset or first:
+                cursor = follower.cursor
+                yield _frame(current, cursor, text or "", reset)
                 first = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                continue
-            yield b": keep-alive\n\n"
+            # Batches go out as published (no query per batch); when a deployment of the app
+            # starts, or after a quiet second, look for a newer deployment; after
+            # KEEPALIVE_SECONDS of quiet, send a keep-alive.
+            clock = asyncio.get_running_loop().time
+            sent = clock()
+            while not await request.is_disconnected():
+                text = await follower.next(NEWER_CHECK_SECONDS)
+                if text is not None:
+                    cursor, sent = follower.cursor, clock()
+                    yield _frame(current, cursor, text, False)
+                    continue
+                async with ctx.database.reading() as session:
+                    latest = await deployments_service.latest_deployment(session, app_id)
+                if latest is not None and latest.id != current:
+                    break
+                if clock() - sent >= KEEPALIVE_SECONDS:
+                    sent = clock()
+                    yield b": keep-alive\n\n"

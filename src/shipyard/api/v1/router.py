@@ -5,8 +5,33 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shipyard.api.v1 import apps, auth, deployments, domains, env, health, tokens, users
+from shipyard.api.v1 import (
+    app_import,
+    apps,
+    auth,
+    deployments,
+    domains,
+    env,
+    github,
+    health,
+    lifecycle,
+    tokens,
+    users,
+)
 
 router = APIRouter()
-for module in (health, auth, tokens, users, apps, env, domains, deployments):
+# app_import before apps: POST /apps/import must never be read as an app id.
+for module in (
+    health,
+    auth,
+    tokens,
+    users,
+    app_import,
+    apps,
+    env,
+    domains,
+    deployments,
+    lifecycle,
+    github,
+):
     router.include_router(module.router)

@@ -188,6 +188,7 @@ class App(BaseModel):
     compose_file: str | None = None
     build_mode: str | None = None
     runtime: dict[str, Any] | None = None
+    state: Literal["running", "stopped"] | None = None
 
 
 class AppListResponse(BaseModel):
@@ -293,6 +294,17 @@ class CreateDeploymentAccepted(BaseModel):
     queued_at_unix_ms: int
 
 
+AppAction = Literal["stop", "start", "restart"]
+AppState = Literal["running", "stopped"]
+
+
+class AppActionAccepted(CreateDeploymentAccepted):
+    """A queued stop, start or restart: a deployment run to follow like any other."""
+
+    action: AppAction
+    state: AppState  # what the app will be once the run succeeds
+
+
 class DeploymentStep(BaseModel):
     name: str
     status: str
@@ -328,3 +340,83 @@ class RollbackRequest(Request):
     deployment_id: str | None = Field(
         default=None, description="Roll back to this deployment's release."
     )
+
+
+# --- import and GitHub --------------------------------------------------------------------
+
+
+class ImportAppRequest(Request):
+    repository: RepositoryRef
+    source: SourceRef | None = None
+    build_mode: BuildMode | None = None
+    runtime: RuntimeConfig | None = None
+    dependency_profile: DependencyProfile | None = None
+    name: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The app's name; default: the repository's name (with -2, -3... if taken).",
+    )
+    server_id: str | None = None
+
+
+class ComposeServiceSummary(BaseModel):
+    name: str
+    image: str | None = None
+    build: bool
+    depends_on: list[str]
+    ports: list[str]
+    profiles: list[str]
+
+
+class ComposeSummary(BaseModel):
+    file: str
+    app_service: str | None = None
+    services: list[ComposeServiceSummary]
+
+
+class NextAction(BaseModel):
+    action_type: str
+    deploy_endpoint: str
+
+
+class ImportAppResponse(BaseModel):
+    app: App
+    detection: DetectionResult
+    compose: ComposeSummary | None = Field(
+        default=None, description="Left out when the repository has no compose file."
+    )
+    next_action: NextAction
+    commit_sha: str | None = Field(default=None, description="The commit that was inspected.")
+    manifest: dict[str, Any] | None = Field(
+        default=None, description="What shipyard.yaml (or rustploy.yaml) said; null without one."
+    )
+
+
+class GithubConnectRequest(Request):
+    owner: str = Field(max_length=39)
+    repo: str = Field(max_length=100)
+    branch: str = Field(max_length=255)
+    installation_id: int | None = None
+    webhook_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The secret of the GitHub webhook; stored encrypted, never shown. "
+        "Left out: the stored one is kept.",
+    )
+
+
+class GithubIntegrationSummary(BaseModel):
+    app_id: str
+    owner: str
+    repo: str
+    branch: str
+    installation_id: int | None = None
+    webhook_secret_set: bool = Field(description="Whether a webhook secret is stored.")
+
+
+class GithubWebhookAccepted(BaseModel):
+    accepted: bool
+    matched_integrations: int
+    queued_deployments: int
+    reason: str | None = Field(default=None, description="Why nothing was queued, if so.")

@@ -20,7 +20,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def app_json(row: App) -> dict[str, Any]:
+def app_json(row: App | Any) -> dict[str, Any]:
     """The App wire shape as a plain dict (lists skip model validation: they are hot paths)."""
     repository = None
     if row.clone_url or row.repo_name:
@@ -45,6 +45,8 @@ def app_json(row: App) -> dict[str, Any]:
         "compose_file": row.compose_file,
         "build_mode": row.build_mode,
         "runtime": {"port": row.port, "healthcheck_path": row.healthcheck_path},
+        # running or stopped (POST /apps/{id}/stop); null until a release is live
+        "state": row.state if row.live_release_id else None,
     }
 
 

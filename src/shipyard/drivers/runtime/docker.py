@@ -8,6 +8,7 @@ import math
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +59,21 @@ class ComposeInstance(Instance):
     container_port: int
 
 
+async def _listening(attrs: Mapping[str, Any], port: int) -> bool:
+    """Whether the container's own address (on its network) accepts connections on ``port``;
+    False when the engine's host cannot reach container addresses."""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    addresses = [n.get("IPAddress") for n in networks.values() if n.get("IPAddress")]
+    if not addresses:
+        return False
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(addresses[0], port), 0.2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
 class DockerRuntime:
     """Builds images tagged shipyard/<app>:<release> and runs them as labelled containers."""
 
@@ -85,9 +101,11 @@ class DockerRuntime:
         if spec.profile == "image":
             if not spec.image_ref:
                 raise Invalid("profile 'image' needs an image reference")
-            await asyncio.to_thread(self._require_images, [spec.image_ref], "image")
-            await log(f"using local image {spec.image_ref}")
-            return Artifact(ref=spec.image_ref, start_command=spec.start_command)
+            image_id = await asyncio.to_thread(self._image_id, spec.image_ref)
+            await log(f"using local image {spec.image_ref} ({image_id})")
+            # The id, not the tag: the release keeps running (and rolls back to) this very image
+            # when the tag is later moved to another one.
+            return Artifact(ref=image_id, start_command=spec.start_command)
         if spec.profile == "compose":
             raise Invalid("compose projects are built and started by compose_up")
         tag = image_tag(spec.app, spec.release_id)
@@ -177,6 +195,11 @@ class DockerRuntime:
                 probe.remove(force=True)
         return self._toolchains[self.base_image]
 
+    def _image_id(self, ref: str) -> str:
+        """The id (sha256:…) of a local image; NotFound when it is not on the engine."""
+        self._require_images([ref], "image")
+        return str(self._docker().images.get(ref).id)
+
     def _require_images(self, refs: Iterable[str], what: str) -> None:
         """NotFound for the first image not on the engine: Shipyard never pulls."""
         import docker
@@ -218,7 +241,9 @@ class DockerRuntime:
                 or container.attrs.get("RestartCount")
             ):
                 await self._start_failed(container, state, log)
-            if loop.time() >= deadline:
+            # Listening means it got past an exit at start-up; a later crash is the health
+            # gate's to see. Waiting out the whole settle period made redeploys ~1 s slower.
+            if loop.time() >= deadline or await _listening(container.attrs, spec.port):
                 break
             await asyncio.sleep(0.1)
         upstream = upstream_of(container.attrs, str(spec.port))
@@ -346,15 +371,16 @@ class DockerRuntime:
                 instances.append(Instance(container.id, labels.get(RELEASE, ""), upstream))
         return instances
 
-    async def output(self, instance: Instance) -> AsyncIterator[str]:
-        """The container's output lines from its start, following until it stops."""
+    async def output(self, instance: Instance, tail: int | None = None) -> AsyncIterator[str]:
+        """The container's output lines from its start (or its last ``tail`` ones), following
+        until it stops."""
         import docker
 
         try:
             container = await asyncio.to_thread(self._docker().containers.get, instance.id)
         except docker.errors.NotFound:
             return  # gone: it has stopped, so there is nothing more to follow
-        async for line in follow_lines(container):
+        async for line in follow_lines(container, tail):
             yield line
 
     async def remove_artifact(self, artifact: Artifact) -> None:
@@ -388,7 +414,7 @@ class DockerRuntime:
         compose_file: str,
         env: Mapping[str, str],
         log: LogFn,
-    ) -> list[Instance]:
+    ) -> list[ComposeInstance]:
         """`docker-compose up -d --build` from local images; the services' published ports."""
         argv = compose_argv(project, source_dir, compose_file)
         environment = compose_env(env)
@@ -419,6 +445,70 @@ class DockerRuntime:
                         ComposeInstance(container.id, project, upstream, service, int(number))
                     )
         return sorted(instances, key=lambda i: (i.service, i.container_port))
+
+    async def compose_build(
+        self,
+        project: str,
+        source_dir: Path,
+        compose_file: str,
+        env: Mapping[str, str],
+        log: LogFn,
+        no_cache: bool = False,
+    ) -> None:
+        """`docker-compose build` of the services with a build section, from local images."""
+        argv = compose_argv(project, source_dir, compose_file)
+        environment = compose_env(env)
+        config = await compose_config(argv, source_dir, environment)
+        images = await asyncio.to_thread(compose_images, config, source_dir)
+        await asyncio.to_thread(self._require_images, images, "image")
+        command = [*argv, "build", *(["--no-cache"] if no_cache else [])]
+        code, out = await run_cli(command, source_dir, environment, log)
+        if code != 0:
+            raise BuildFailed(f"docker-compose build failed: {out[-1] if out else f'exit {code}'}")
+
+    async def compose_running(self, project: str) -> list[ComposeInstance]:
+        """The published TCP ports of the project's running containers (for reconciliation)."""
+        return await asyncio.to_thread(self._compose_instances, project)
+
+    async def compose_remove(self, project: str, grace_seconds: float) -> None:
+        """Stop and remove a project's containers and networks by its label, as `down` would,
+        without its compose file; volumes stay."""
+        await asyncio.to_thread(self._compose_remove, project, grace_seconds)
+
+    def _compose_remove(self, project: str, grace_seconds: float) -> None:
+        """Blocking part of compose_remove()."""
+        import docker
+
+        client = self._docker()
+        label = f"{COMPOSE_PROJECT}={project}"
+        containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+
+        def stop(container: Any) -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.stop(timeout=max(0, math.ceil(grace_seconds)))
+            remove_container(container)
+
+        # All at once: one by one, each service would wait out its own grace period in turn.
+        with ThreadPoolExecutor(max_workers=max(1, min(len(containers), 8))) as pool:
+            list(pool.map(stop, containers))
+        for network in client.networks.list(filters={"label": label}):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+
+    async def compose_logs(self, project: str, tail: int) -> list[str]:
+        """The last lines of each of the project's containers, prefixed with its service."""
+        return await asyncio.to_thread(self._compose_logs, project, tail)
+
+    def _compose_logs(self, project: str, tail: int) -> list[str]:
+        """Blocking part of compose_logs()."""
+        lines: list[str] = []
+        for container in self._docker().containers.list(
+            all=True, filters={"label": f"{COMPOSE_PROJECT}={project}"}, ignore_removed=True
+        ):
+            service = container.labels.get("com.docker.compose.service", container.name)
+            raw = container.logs(tail=tail).decode("utf-8", errors="replace")
+            lines += [f"{service} | {line}" for line in raw.splitlines()]
+        return lines
 
     async def compose_down(
         self, project: str, source_dir: Path, compose_file: str, log: LogFn

@@ -313,13 +313,15 @@ async def pipe(lines: AsyncIterator[str], log: LogFn) -> None:
         await log(line)
 
 
-async def follow_lines(container: Any) -> AsyncIterator[str]:
-    """A container's output lines (stdout and stderr, lossy UTF-8), following it."""
+async def follow_lines(container: Any, last: int | None = None) -> AsyncIterator[str]:
+    """A container's output lines (stdout and stderr, lossy UTF-8), following it; from the
+    ``last`` lines it printed so far when given, else from its start."""
     # Incremental: a multi-byte character may be split between two chunks.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     tail = ""
+    options: dict[str, Any] = {} if last is None else {"tail": last}
     async for chunk in in_thread(
-        lambda: container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        lambda: container.logs(stream=True, follow=True, stdout=True, stderr=True, **options)
     ):
         *complete, tail = (tail + decoder.decode(chunk)).split("\n")
         for line in complete:

@@ -18,7 +18,7 @@ from shipyard.drivers.runtime.base import Artifact, BuildSpec, LogFn
 from shipyard.errors import Invalid, ShipyardError
 
 CONTAINER_PROFILES = ("dockerfile", "compose", "image")
-BUILT_IN_PROFILES = ("python", "node", "static")
+BUILT_IN_PROFILES = ("python", "node", "static", "procfile")
 # Installers may need the machine's package index and proxy settings; apps do not get them.
 BUILD_INHERITED = (
     "HTTP_PROXY",
