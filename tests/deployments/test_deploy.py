@@ -55,6 +55,19 @@ async def test_a_failing_health_check_leaves_the_old_release_serving(
     assert (await platform.get("web.localhost")).text.startswith("VERSION=v1")
 
 
+async def test_a_failing_build_leaves_the_old_release_serving(
+    platform: Platform, source: Source
+) -> None:
+    app = await platform.app("web", repository={"clone_url": source.url}, runtime={"port": 8080})
+    assert (await platform.wait(app["id"], await platform.deploy(app["id"])))["status"] == "healthy"
+    source.commit("v2", **{"shipyard.yaml": "build: sh -c 'echo compiling; exit 5'\n"})
+    failed = await platform.wait(app["id"], await platform.deploy(app["id"]))
+    assert failed["status"] == "failed" and failed["last_error"]
+    assert [s["status"] for s in failed["steps"] if s["name"] == "build"] == ["failed"]
+    assert "compiling" in await platform.logs(app["id"], failed["id"])
+    assert (await platform.get("web.localhost")).text.startswith("VERSION=v1")
+
+
 async def test_a_failing_release_command_leaves_the_old_release_serving(
     platform: Platform, source: Source
 ) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
-from typing import Any
+import functools
+from collections.abc import Callable
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shipyard.auth.principal import Principal
 from shipyard.models import App
@@ -21,18 +22,32 @@ def visible_to(principal: Principal) -> Select[App]:
     return query
 
 
-# A named tuple with App's attribute names: reading its fields is a C-level index, where an ORM
-# object or a SQLAlchemy Row costs a Python-level lookup per field; listing 100 apps spent most of
-# its time there (bench/RESULTS.md).
-AppRow = namedtuple("AppRow", [column.key for column in App.__table__.columns])  # type: ignore[misc]
+JsonShape = Callable[[str], ColumnElement[str]]
 
 
-async def list_visible(session: AsyncSession, principal: Principal) -> list[Any]:
-    """The apps the principal may see, as AppRow tuples (read-only; attribute names as on App)."""
-    query = visible_to(principal).with_only_columns(*App.__table__.columns).order_by(App.id)
-    # Core execution on the session's connection: the ORM's result machinery is not needed.
+@functools.cache
+def _listing(dialect: str, shape: JsonShape, by_app: bool, owner: str) -> Select[str]:
+    """The listing statement, built once per kind of caller (values are bound at execution)."""
+    query = select(shape(dialect)).order_by(App.id)
+    if by_app:
+        query = query.where(App.id == bindparam("app_id"))
+    if owner == "user":
+        query = query.where(App.owner_id == bindparam("owner_id"))
+    elif owner == "nobody":
+        query = query.where(App.owner_id.is_(None))
+    return query
+
+
+async def list_visible_json(
+    session: AsyncSession, principal: Principal, shape: JsonShape
+) -> list[str]:
+    """The apps the principal may see (as ``visible_to``), each as the JSON text that
+    ``shape(dialect)`` builds in SQL."""
     connection = await session.connection()
-    return [AppRow._make(row) for row in await connection.execute(query)]
+    owner = "any" if principal.is_admin else "user" if principal.user_id else "nobody"
+    query = _listing(connection.dialect.name, shape, principal.app_id is not None, owner)
+    values = {"app_id": principal.app_id, "owner_id": principal.user_id}
+    return list((await connection.execute(query, values)).scalars().all())
 
 
 async def get(session: AsyncSession, app_id: str) -> App | None:

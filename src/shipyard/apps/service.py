@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from shipyard.apps import repository
 from shipyard.apps.schemas import AppSpec
@@ -153,8 +155,11 @@ async def create_app(session: AsyncSession, principal: Principal, spec: AppSpec)
     return app
 
 
-async def list_apps(session: AsyncSession, principal: Principal) -> list[Any]:
-    return await repository.list_visible(session, principal)
+async def list_apps_json(
+    session: AsyncSession, principal: Principal, shape: Callable[[str], ColumnElement[str]]
+) -> list[str]:
+    """The apps the caller may see, each already serialised by the database with ``shape``."""
+    return await repository.list_visible_json(session, principal, shape)
 
 
 async def get_app(session: AsyncSession, principal: Principal, app_id: str) -> App:

@@ -77,7 +77,7 @@ def build_worker(ctx: AppContext) -> Worker:
         ).handle
 
     def teardown_handler() -> Handler:
-        from shipyard.engine.deploy_runner import Teardown
+        from shipyard.engine.teardown import Teardown
 
         return Teardown(
             ctx.database,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fastapi import FastAPI
+
+from shipyard.models import App
 from tests.conftest import Actor, Api
 from tests.contract import assert_error_envelope, assert_matches_contract
 
@@ -41,6 +44,32 @@ async def test_list_apps_matches_the_contract(api: Api, admin: Actor) -> None:
     assert r.status_code == 200
     assert_matches_contract(r, "listApps")
     assert [a["name"] for a in r.json()["items"]] == ["one", "two"]
+
+
+async def test_each_listed_app_is_the_app_as_read_one_by_one(
+    api: Api, admin: Actor, app: FastAPI
+) -> None:
+    # The list is serialised by the database (app_json_sql.py), the single app by Python.
+    await api.create_app(
+        admin,
+        "git-app",
+        repository={"provider": "github", "owner": "acme", "name": "api", "default_branch": "main"},
+        source={"branch": "release", "commit_sha": "a" * 40},
+        runtime={"port": 8080, "healthcheck_path": "/healthz"},
+    )
+    await api.create_app(admin, "image-app", image_ref="redis:7")
+    await api.create_app(admin, "plain-app")
+    live = await api.create_app(admin, "live-app", compose_file="docker-compose.yml")
+    async with app.state.ctx.database.transaction() as session:
+        row = await session.get(App, live["id"])
+        assert row is not None
+        row.live_release_id, row.state = "01a20000-0000-7000-8000-000000000000", "stopped"
+    listed = (await api.client.get("/api/v1/apps", headers=admin.headers)).json()["items"]
+    assert len(listed) == 4
+    for item in listed:
+        one = await api.client.get(f"/api/v1/apps/{item['id']}", headers=admin.headers)
+        assert item == one.json()
+    assert [a["state"] for a in listed if a["name"] == "live-app"] == ["stopped"]
 
 
 async def test_duplicate_name_is_409(api: Api, admin: Actor) -> None:

@@ -20,14 +20,15 @@ from shipyard.api.v1 import (
 )
 
 router = APIRouter()
-# app_import before apps: POST /apps/import must never be read as an app id.
+# app_import before apps: POST /apps/import must never be read as an app id. Routes are tried
+# in order, so the most used come first.
 for module in (
+    app_import,
+    apps,
     health,
     auth,
     tokens,
     users,
-    app_import,
-    apps,
     env,
     domains,
     deployments,
