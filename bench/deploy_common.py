@@ -204,7 +204,9 @@ class DeployServer:
             for app in items:
                 client.delete(f"/api/v1/apps/{app['id']}")
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(containers_of(n) for n in self.app_names):
+        while time.monotonic() < deadline and (
+            any(containers_of(n) for n in self.app_names) or processes_under(self.data_dir)
+        ):
             time.sleep(0.5)
 
     def stop(self) -> None:
@@ -220,6 +222,18 @@ class DeployServer:
         # Whatever is left (the teardown did not finish): containers and images of our apps.
         for name in self.app_names:
             remove_docker_leftovers(name)
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Processes running in ``directory`` (the process runtime's instances of a server): they
+    outlive the server by design, so a benchmark waits for the teardown to stop them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "cwd").startswith(str(directory)):
+                    found.append(int(entry.name))
+    return found
 
 
 def docker_cli(*args: str, timeout: float = 60.0) -> str:
