@@ -7,24 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 
 from shipyard.api.deps import Ctx, DbSession, Deployer, client_ip, rate_limit
-from shipyard.api.v1 import V1
+from shipyard.api.v1 import V1, views
 from shipyard.api.v1 import schemas as w
 from shipyard.api.v1.views import ERRORS
 from shipyard.integrations import github_connect, github_push
-from shipyard.models import GithubIntegration
 
 router = APIRouter(prefix=V1, tags=["github"], responses=ERRORS)
-
-
-def _summary(row: GithubIntegration) -> w.GithubIntegrationSummary:
-    return w.GithubIntegrationSummary(
-        app_id=row.app_id,
-        owner=row.owner,
-        repo=row.repo,
-        branch=row.branch,
-        installation_id=row.installation_id,
-        webhook_secret_set=bool(row.webhook_secret_ciphertext),
-    )
 
 
 @router.post(
@@ -44,7 +32,7 @@ async def connect_github(
         webhook_secret=body.webhook_secret,
     )
     row = await github_connect.connect(session, principal, ctx.keyring, app_id, target)
-    return _summary(row)
+    return views.github_integration(row)
 
 
 @router.post(

@@ -6,7 +6,7 @@ from typing import Any
 
 from shipyard.api.v1 import schemas as w
 from shipyard.env.service import EnvVarView
-from shipyard.models import ApiToken, App, Domain, User
+from shipyard.models import ApiToken, App, Domain, GithubIntegration, User
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": w.ApiErrorResponse, "description": text}
@@ -98,4 +98,15 @@ def user(row: User) -> w.UserSummary:
         role=row.role,
         created_at_unix_ms=row.created_at_ms,
         last_login_at_unix_ms=row.last_login_at_ms,
+    )
+
+
+def github_integration(row: GithubIntegration) -> w.GithubIntegrationSummary:
+    return w.GithubIntegrationSummary(
+        app_id=row.app_id,
+        owner=row.owner,
+        repo=row.repo,
+        branch=row.branch,
+        installation_id=row.installation_id,
+        webhook_secret_set=bool(row.webhook_secret_ciphertext),
     )

@@ -10,9 +10,9 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any
 
 import yaml
@@ -429,8 +429,22 @@ async def run_cli(
             await process.wait()
 
 
-async def compose_config(argv: list[str], cwd: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """The project's configuration as `docker-compose config` resolves it; Invalid if it fails."""
+_MAX_COMPOSE_ERROR = 400
+
+
+def _relative_name(path: PurePath, directory: Path) -> str:
+    try:
+        return str(path.relative_to(directory))
+    except ValueError:
+        return path.name
+
+
+async def compose_config(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], log: LogFn | None = None
+) -> dict[str, Any]:
+    """The project's configuration as `docker-compose config` resolves it. Invalid naming the
+    problem when it fails; docker-compose's whole complaint goes to ``log``."""
+    name = _relative_name(PurePath(argv[-1]), cwd)  # compose_argv ends with the file's path
     process = await asyncio.create_subprocess_exec(
         *argv,
         "config",
@@ -440,9 +454,22 @@ async def compose_config(argv: list[str], cwd: Path, env: Mapping[str, str]) -> 
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    config, errors = await process.communicate()
+    out, err = await process.communicate()
     if process.returncode != 0:
-        problem = errors.decode(errors="replace").strip().splitlines() or ["invalid"]
-        raise Invalid(f"{argv[-1]}: {problem[-1]}")
-    loaded = yaml.safe_load(config)
-    return loaded if isinstance(loaded, dict) else {}
+        text = err.decode(errors="replace").replace(str(cwd) + "/", "").replace("'./", "'")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        problem = ""
+        for line in lines:
+            if log is not None:
+                await log(line)
+            problem += (" " if problem.endswith(":") else "; " if problem else "") + line
+        if len(problem) > _MAX_COMPOSE_ERROR:
+            problem = problem[:_MAX_COMPOSE_ERROR] + "…"
+        raise Invalid(
+            f"{name} is not a valid compose file: "
+            f"{problem or f'docker-compose config exited {process.returncode}'}"
+        )
+    loaded = yaml.safe_load(out)
+    if not isinstance(loaded, dict):
+        raise Invalid(f"{name} is not a valid compose file")
+    return loaded

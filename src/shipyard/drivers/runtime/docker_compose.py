@@ -18,11 +18,10 @@ The rewrite, from what `docker-compose config` resolves:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,17 @@ from typing import Any
 import yaml
 
 from shipyard.drivers.runtime.base import LogFn
-from shipyard.drivers.runtime.docker_build import compose_argv, compose_env, inside
+from shipyard.drivers.runtime.docker_build import (
+    compose_argv,
+    compose_config,
+    compose_env,
+    inside,
+)
 from shipyard.errors import Invalid, NotFound
 
 RUN_FILE = "compose.yml"
 BUILD_FILE = ".shipyard.compose.build.yml"
 _IMAGE_PART = re.compile(r"[^a-z0-9._-]+")
-_MAX_ERROR = 400
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ async def plan(
         raise NotFound(f"compose file {compose_file} not found in the repository")
     argv = compose_argv(project, source_dir, compose_file)
     environment = compose_env(env)
-    resolved = await _config(argv, source_dir, environment, compose_file, log)
+    resolved = await compose_config(argv, source_dir, environment, log)
     raw = copy.deepcopy(resolved)
     services = resolved.get("services") or {}
     if not isinstance(services, dict) or not services:
@@ -167,39 +170,6 @@ def _unwrite_env_values(service: dict[str, Any], env: Mapping[str, str]) -> None
             # `config` writes a `$` of a value as `$$`.
             if key in env and value == env[key].replace("$", "$$"):
                 environment[key] = None
-
-
-async def _config(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str], name: str, log: LogFn
-) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        "config",
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        text = err.decode(errors="replace").replace(str(cwd) + "/", "").replace("'./", "'")
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        for line in lines:
-            await log(line)
-        problem = ""
-        for line in lines:
-            problem += (" " if problem.endswith(":") else "; " if problem else "") + line
-        if len(problem) > _MAX_ERROR:
-            problem = problem[:_MAX_ERROR] + "…"
-        raise Invalid(
-            f"{name} is not a valid compose file: "
-            f"{problem or f'docker-compose config exited {process.returncode}'}"
-        )
-    loaded = yaml.safe_load(out)
-    if not isinstance(loaded, dict):
-        raise Invalid(f"{name} is not a valid compose file")
-    return loaded
 
 
 def _file_order(path: Path, names: list[str]) -> list[str]:
